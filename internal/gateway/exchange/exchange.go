@@ -1,0 +1,132 @@
+// Package exchange carries the facts of one request through the gateway: the
+// canonical path, the matched route and its parameters, the chosen endpoint and
+// what happened upstream. The access log and metrics read it after the response.
+//
+// One Exchange is attached to the request context when the request enters the
+// gateway; every later stage (router, policies, proxy) reads and writes that same
+// value, so no stage has to re-derive what an earlier one decided.
+package exchange
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// MaxParams is the number of path parameters a route pattern may capture.
+const MaxParams = 8
+
+// Param is one captured path parameter.
+type Param struct {
+	Name  string
+	Value string
+}
+
+// Params holds the captured parameters of a matched route without allocating.
+type Params struct {
+	n   int
+	arr [MaxParams]Param
+}
+
+// Len returns the number of captured parameters.
+func (p *Params) Len() int { return p.n }
+
+// At returns the i-th captured parameter.
+func (p *Params) At(i int) Param { return p.arr[i] }
+
+// Get returns the value of the named parameter and whether it was captured.
+func (p *Params) Get(name string) (string, bool) {
+	for i := 0; i < p.n; i++ {
+		if p.arr[i].Name == name {
+			return p.arr[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Add appends a parameter. It reports false if MaxParams are already held.
+func (p *Params) Add(name, value string) bool {
+	if p.n == MaxParams {
+		return false
+	}
+	p.arr[p.n] = Param{Name: name, Value: value}
+	p.n++
+	return true
+}
+
+// Truncate drops parameters beyond n; the router uses it when it backtracks.
+func (p *Params) Truncate(n int) {
+	if n < p.n {
+		for i := n; i < p.n; i++ {
+			p.arr[i] = Param{}
+		}
+		p.n = n
+	}
+}
+
+// Reset empties p.
+func (p *Params) Reset() { p.Truncate(0) }
+
+// Exchange is the state of one request as it crosses the gateway.
+// Fields are written by the stage that owns them and read afterwards; an
+// Exchange is used by one request goroutine at a time.
+type Exchange struct {
+	// Start is when the gateway accepted the request.
+	Start time.Time
+	// ID is the request id sent upstream and returned to the client.
+	ID string
+	// ClientIP is the address of the client as derived from trusted proxies.
+	ClientIP netip.Addr
+	// Path is the canonical (normalized, decoded) request path. Routing,
+	// policies and the upstream request all use it.
+	Path string
+	// UpstreamPath is the path sent upstream after route rewrites; empty means Path.
+	UpstreamPath string
+	// Route is the name of the matched route, empty if none matched.
+	Route string
+	// Service is the name of the service the route forwards to, if any.
+	Service string
+	// Params are the path parameters the route captured.
+	Params Params
+	// Endpoint is the address of the endpoint that served the request.
+	Endpoint string
+	// Status is the status code sent to the client (499 if it went away first).
+	Status int
+	// BytesIn and BytesOut count request and response body bytes.
+	BytesIn, BytesOut int64
+	// UpstreamStart and UpstreamDuration time the upstream round trip.
+	UpstreamStart    time.Time
+	UpstreamDuration time.Duration
+	// GRPCStatus is the grpc-status of a gRPC response, or empty.
+	GRPCStatus string
+	// Err is the error that ended the request early, if any.
+	Err error
+}
+
+// Reset clears x for reuse.
+func (x *Exchange) Reset() { *x = Exchange{} }
+
+type ctxKey struct{}
+
+// NewContext returns a context carrying x.
+func NewContext(ctx context.Context, x *Exchange) context.Context {
+	return context.WithValue(ctx, ctxKey{}, x)
+}
+
+// From returns the Exchange carried by ctx, or nil.
+func From(ctx context.Context) *Exchange {
+	x, _ := ctx.Value(ctxKey{}).(*Exchange)
+	return x
+}
+
+var pool = sync.Pool{New: func() any { return new(Exchange) }}
+
+// Get returns a cleared Exchange from a shared pool.
+func Get() *Exchange { return pool.Get().(*Exchange) }
+
+// Put returns x to the pool. The caller must hold no other reference to x.
+func Put(x *Exchange) {
+	x.Reset()
+	pool.Put(x)
+}
