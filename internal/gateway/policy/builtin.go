@@ -1,0 +1,56 @@
+package policy
+
+import (
+	"net/http"
+
+	"github.com/portico-dev/portico/internal/gateway/config"
+	"github.com/portico-dev/portico/internal/gateway/policy/bodylimit"
+	"github.com/portico-dev/portico/internal/gateway/policy/headers"
+)
+
+// Builtin returns the table of built-in policies in chain order, outermost
+// first. Each call returns a new slice, so a caller may extend or reorder
+// its copy.
+//
+// Header rules are split in two: response rules run outermost, so they also
+// apply to answers written by other policies (a 413 from body_limit, later a
+// 401 or 429); request rules run innermost, so the other policies see the
+// request as the client sent it and only the upstream sees the rewritten
+// headers.
+func Builtin() []Factory {
+	return []Factory{
+		{Name: "response_headers", Build: buildResponseHeaders},
+		{Name: "body_limit", Build: buildBodyLimit},
+		{Name: "request_headers", Build: buildRequestHeaders},
+	}
+}
+
+func buildBodyLimit(_ Env, route *config.Route) (Middleware, error) {
+	limit := int64(route.MaxBodyBytes)
+	if limit <= 0 {
+		return nil, nil
+	}
+	return func(next http.Handler) http.Handler { return bodylimit.New(next, limit) }, nil
+}
+
+func buildRequestHeaders(env Env, route *config.Route) (Middleware, error) {
+	if route.Headers == nil {
+		return nil, nil
+	}
+	ops, err := headers.CompileRequest(route.Headers.Request, env.RequestIDHeader)
+	if err != nil || ops.Empty() {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler { return headers.NewRequest(next, ops) }, nil
+}
+
+func buildResponseHeaders(_ Env, route *config.Route) (Middleware, error) {
+	if route.Headers == nil {
+		return nil, nil
+	}
+	ops, err := headers.CompileResponse(route.Headers.Response)
+	if err != nil || ops.Empty() {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler { return headers.NewResponse(next, ops) }, nil
+}
