@@ -28,6 +28,9 @@ type Config struct {
 
 	// File is the path the configuration was read from (not a YAML field).
 	File string `yaml:"-" json:"-"`
+
+	// src records where each value came from; nil for a Config built in code.
+	src *source
 }
 
 // Listener is one address the gateway accepts connections on.
@@ -67,8 +70,8 @@ type ListenerTLS struct {
 
 // Admin is the admin API listener.
 type Admin struct {
-	// Address is host:port of the admin listener. Default "127.0.0.1:9901".
-	// "off" disables it.
+	// Address is host:port of the admin listener, or "off" to disable it.
+	// Default "127.0.0.1:9901".
 	Address string `yaml:"address" json:"address,omitempty"`
 	// Token, when set, is the bearer token every admin request must carry
 	// (except /healthz and /readyz). Use ${VAR} to read it from the environment.
@@ -97,11 +100,13 @@ type Logging struct {
 type AccessLog struct {
 	// Enabled turns the access log on. Default true.
 	Enabled *bool `yaml:"enabled" json:"enabled,omitempty"`
-	// Output is "stdout", "stderr" or a file path. Default stdout.
+	// Output is "stdout", "stderr" or a file path (relative paths are
+	// resolved against the configuration file's directory). Default stdout.
 	Output string `yaml:"output" json:"output,omitempty"`
 	// RedactQuery lists query parameters whose values are replaced with
-	// "REDACTED" in logged paths. Default: access_token, api_key, apikey, key,
-	// password, secret, signature, token.
+	// "REDACTED" in logged paths. Default (when the field is absent):
+	// access_token, api_key, apikey, key, password, secret, signature, token.
+	// An empty list ("[]") redacts nothing.
 	RedactQuery []string `yaml:"redact_query" json:"redact_query,omitempty"`
 }
 
@@ -157,9 +162,11 @@ type UpstreamTLS struct {
 	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
 	// ServerName overrides the name verified in the endpoint's certificate.
 	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
-	// CertFile and KeyFile are a client certificate for mutual TLS.
+	// CertFile is a PEM client certificate for mutual TLS; KeyFile is
+	// required with it.
 	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
-	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
 	// InsecureSkipVerify disables certificate verification. Default false;
 	// never use it in production.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
@@ -184,8 +191,8 @@ type Route struct {
 	// Timeout is how long the upstream may take to send response headers;
 	// the 504 comes after it. Streaming bodies are not cut by it. Default 60s.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-	// MaxBodyBytes caps the request body; larger requests get 413. A
-	// negative value disables the cap. Default 10MiB.
+	// MaxBodyBytes caps the request body; larger requests get 413. -1
+	// disables the cap. Default 10MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 	// WebSocket allows WebSocket upgrades on this route. Default true.
 	WebSocket *bool `yaml:"websocket" json:"websocket,omitempty"`
@@ -220,7 +227,7 @@ type HeaderMatch struct {
 
 // DirectResponse is an answer the gateway gives itself.
 type DirectResponse struct {
-	// Status is the status code. Default 200.
+	// Status is the status code, 200 to 599. Default 200.
 	Status int `yaml:"status" json:"status,omitempty"`
 	// Body is the response body.
 	Body string `yaml:"body" json:"body,omitempty"`
@@ -241,8 +248,10 @@ type Rewrite struct {
 
 // ReplacePrefix replaces the path prefix From with To.
 type ReplacePrefix struct {
+	// From is the prefix to replace; it starts with "/". Required.
 	From string `yaml:"from" json:"from"`
-	To   string `yaml:"to" json:"to"`
+	// To is what replaces it; it starts with "/". Required.
+	To string `yaml:"to" json:"to"`
 }
 
 // HeaderRules are the header changes of a route.

@@ -1,0 +1,123 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Warnings returns likely mistakes in a valid configuration: services no
+// route uses, routes that an earlier route shadows so they never match,
+// settings that have no effect, and settings unsafe in production.
+func Warnings(cfg *Config) []Warning {
+	if cfg == nil {
+		return nil
+	}
+	var ws []Warning
+	warn := func(path, format string, args ...any) {
+		ws = append(ws, Warning{File: cfg.File, Line: cfg.src.lookup(path).line, Field: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	used := map[string]bool{}
+	for _, r := range cfg.Routes {
+		used[r.Service] = true
+	}
+	for i, s := range cfg.Services {
+		p := joinIndex("services", i)
+		if !used[s.Name] {
+			warn(p, "service %q is not used by any route", s.Name)
+		}
+		if t := s.Transport.TLS; t != nil {
+			if t.InsecureSkipVerify {
+				warn(p+".transport.tls.insecure_skip_verify", "certificate verification is off for service %q; never use this in production", s.Name)
+			}
+			if !slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return strings.HasPrefix(e.URL, "https://") }) {
+				warn(p+".transport.tls", "service %q has no https endpoint, so its tls settings have no effect", s.Name)
+			}
+		}
+	}
+	for i, r := range cfg.Routes {
+		if r.DirectResponse != nil && r.Rewrite != nil {
+			warn(joinIndex("routes", i)+".rewrite", "rewrite has no effect on a route with direct_response")
+		}
+	}
+	for _, s := range shadowed(cfg.Routes) {
+		p := joinIndex("routes", s.later)
+		warn(p, "route %q never matches: route %q (line %d) matches every request it does and comes first",
+			cfg.Routes[s.later].Name, cfg.Routes[s.earlier].Name, cfg.src.lookup(joinIndex("routes", s.earlier)).line)
+	}
+	slices.SortStableFunc(ws, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+	return ws
+}
+
+type shadow struct{ earlier, later int }
+
+// shadowed finds routes that an earlier route matches every request of
+// with equal precedence: the same host set, the same path pattern up to
+// parameter names, the same header predicates, and methods that cover the
+// later route's: both method lists empty, or both set with the earlier a
+// superset. A route with a method list is more specific than one without, so
+// an earlier method-less route does not shadow it. A more general path (say "/{rest...}") never shadows
+// a more specific one, since the router prefers specific paths.
+func shadowed(routes []Route) []shadow {
+	groups := map[string][]int{}
+	var out []shadow
+	for j, r := range routes {
+		segs, err := parsePattern(r.Match.Path)
+		if err != nil {
+			continue
+		}
+		hosts := make([]string, len(r.Match.Hosts))
+		for k, h := range r.Match.Hosts {
+			hosts[k] = strings.TrimSuffix(strings.ToLower(h), ".")
+		}
+		slices.Sort(hosts)
+		key := strings.Join(slices.Compact(hosts), ",") + " " + shape(segs)
+		for _, i := range groups[key] {
+			if methodsCover(routes[i].Match.Methods, r.Match.Methods) && sameHeaders(routes[i].Match.Headers, r.Match.Headers) {
+				out = append(out, shadow{i, j})
+				break
+			}
+		}
+		groups[key] = append(groups[key], j)
+	}
+	return out
+}
+
+// methodsCover reports whether a route with methods a takes every request
+// of one with methods b at equal precedence.
+func methodsCover(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	for _, m := range b {
+		if !slices.ContainsFunc(a, func(x string) bool { return strings.EqualFold(x, m) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameHeaders(a, b []HeaderMatch) bool {
+	ka, kb := headerKeys(a), headerKeys(b)
+	return slices.Equal(ka, kb)
+}
+
+func headerKeys(hs []HeaderMatch) []string {
+	keys := make([]string, 0, len(hs))
+	for _, h := range hs {
+		k := strings.ToLower(h.Name)
+		switch {
+		case h.Equals != nil:
+			k += "=" + *h.Equals
+		case h.Present != nil:
+			k += "?" + strconv.FormatBool(*h.Present)
+		default:
+			k += "~" + h.Regex
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
