@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/portico-dev/portico/internal/gateway/exchange"
+	"github.com/portico-dev/portico/internal/gateway/forwarded"
+	"github.com/portico-dev/portico/internal/gateway/router"
+	"github.com/portico-dev/portico/internal/problem"
+)
+
+// entry is the handler every listener serves: it gives the request its
+// identity (request id, client address), computes the canonical path once,
+// routes on the current snapshot and runs the matched route's compiled chain.
+// Everything it needs per request comes from one pooled value and one atomic
+// load of the snapshot.
+type entry struct {
+	s            *Server
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+}
+
+// state is the per-request memory the entry handler reuses through a pool.
+type state struct {
+	x   exchange.Exchange
+	rec recorder
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
+
+func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := e.s
+	st := statePool.Get().(*state)
+	x := &st.x
+	x.Reset()
+	x.Start = time.Now()
+	s.metrics.inFlight.Inc()
+
+	x.ClientIP = forwarded.ClientIP(s.trusted, r.RemoteAddr, r.Header)
+	x.ID = s.requestID(r)
+	w.Header()[s.reqIDHeader] = []string{x.ID}
+
+	rec := &st.rec
+	rec.reset(w, r, e.readTimeout, e.writeTimeout)
+
+	snap := s.snap.Load()
+	rm := s.serve(snap, rec, r, x)
+
+	if x.Status == 0 {
+		x.Status = rec.status
+		if x.Status == 0 {
+			x.Status = http.StatusOK
+		}
+	}
+	x.BytesOut = rec.bytes
+	if rec.body != nil {
+		x.BytesIn = rec.body.n.Load()
+	}
+	s.metrics.inFlight.Dec()
+	if rm == nil {
+		rm = snap.unrouted
+	}
+	rm.observe(r.Method, x.Status, time.Since(x.Start), x.UpstreamDuration, x.BytesIn, x.BytesOut, x.GRPCStatus)
+	if s.access != nil {
+		s.access.Log(x, r.Method, r.URL.RawQuery, r.Proto)
+	}
+	statePool.Put(st)
+}
+
+// serve routes r and runs the route's chain. It returns the route's metrics,
+// or nil when no route answered.
+func (s *Server) serve(snap *snapshot, w http.ResponseWriter, r *http.Request, x *exchange.Exchange) *routeMetrics {
+	path, err := router.CanonicalPath(r)
+	if err != nil {
+		s.metrics.rejectedTargets.Inc()
+		x.Err = err
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Detail: badPathDetail(err), RequestID: x.ID})
+		return nil
+	}
+	x.Path = path
+	m, res := snap.router.Lookup(r.Host, r.Method, path, r.Header, &x.Params)
+	switch res {
+	case router.NotFound:
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Detail: "no route matches this request", RequestID: x.ID})
+		return nil
+	case router.MethodNotAllowed:
+		w.Header()["Allow"] = []string{m.Allow}
+		problem.Write(w, problem.Details{Status: http.StatusMethodNotAllowed, Detail: "method " + sanitizeMethod(r.Method) + " is not allowed here", RequestID: x.ID})
+		return nil
+	}
+	rt := &snap.routes[m.Value]
+	x.Route, x.Service = rt.name, rt.service
+	rt.handler.ServeHTTP(w, r.WithContext(exchange.NewContext(r.Context(), x)))
+	return rt.metrics
+}
+
+// requestID keeps a valid id sent by a trusted proxy and mints one otherwise.
+func (s *Server) requestID(r *http.Request) string {
+	if s.trusted != nil {
+		if v := r.Header[s.reqIDHeader]; len(v) == 1 && forwarded.ValidRequestID(v[0]) {
+			if peer, ok := peerAddr(r.RemoteAddr); ok && s.trusted.Contains(peer) {
+				return v[0]
+			}
+		}
+	}
+	return forwarded.NewRequestID()
+}
+
+func badPathDetail(err error) string {
+	if errors.Is(err, router.ErrBadPath) {
+		return err.Error()
+	}
+	return "the request target is not a valid path"
+}
+
+// sanitizeMethod keeps a client-supplied method printable and short before it
+// is echoed in an error detail.
+func sanitizeMethod(m string) string {
+	if len(m) > 32 {
+		m = m[:32]
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c < '!' || c > '~' {
+			return "(invalid)"
+		}
+	}
+	return m
+}

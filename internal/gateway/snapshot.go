@@ -1,0 +1,218 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/portico-dev/portico/internal/gateway/config"
+	"github.com/portico-dev/portico/internal/gateway/policy"
+	"github.com/portico-dev/portico/internal/gateway/proxy"
+	"github.com/portico-dev/portico/internal/gateway/router"
+	"github.com/portico-dev/portico/internal/gateway/upstream"
+)
+
+// snapshot is the immutable, compiled form of one configuration: the router,
+// each route's compiled handler chain, and the service pools. Requests load
+// it once and finish on it even if a reload swaps in a newer one.
+type snapshot struct {
+	version  int64
+	loadedAt time.Time
+	cfg      *config.Config
+	router   *router.Router
+	routes   []compiledRoute
+	services map[string]*service
+	// unrouted records requests no route answered (400, 404, 405).
+	unrouted *routeMetrics
+}
+
+type compiledRoute struct {
+	name    string
+	service string
+	cfg     *config.Route
+	handler http.Handler
+	metrics *routeMetrics
+}
+
+// service is a pool with the fingerprint of the definition it was built from,
+// so an unchanged service keeps its pool (connections, and later health and
+// breaker state) across reloads.
+type service struct {
+	fingerprint string
+	pool        *upstream.Pool
+	transport   http.RoundTripper
+}
+
+// build compiles cfg into a snapshot, reusing prev's pools for unchanged
+// services and prev's metric children for unchanged routes. It does not
+// modify prev; on error nothing of the new snapshot is used.
+func (s *Server) build(cfg *config.Config, prev *snapshot, version int64) (*snapshot, error) {
+	snap := &snapshot{
+		version:  version,
+		loadedAt: time.Now(),
+		cfg:      cfg,
+		services: make(map[string]*service, len(cfg.Services)),
+		routes:   make([]compiledRoute, len(cfg.Routes)),
+	}
+	for i := range cfg.Services {
+		svc, err := s.buildService(&cfg.Services[i], prev)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", cfg.Services[i].Name, err)
+		}
+		snap.services[cfg.Services[i].Name] = svc
+	}
+
+	rroutes := make([]router.Route, len(cfg.Routes))
+	env := policy.Env{Logger: s.logger, RequestIDHeader: s.reqIDHeader}
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		rr, err := routerRoute(rc, i)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		rroutes[i] = rr
+		terminal, err := s.terminal(rc, snap)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		h, err := policy.Chain(s.policies, env, rc, terminal)
+		if err != nil {
+			return nil, err
+		}
+		snap.routes[i] = compiledRoute{name: rc.Name, service: rc.Service, cfg: rc, handler: h,
+			metrics: s.routeMetrics(prev, rc.Name, rc.Service)}
+	}
+	rt, err := router.New(rroutes)
+	if err != nil {
+		return nil, err
+	}
+	snap.router = rt
+	snap.unrouted = s.routeMetrics(prev, "", "")
+	return snap, nil
+}
+
+func (s *Server) routeMetrics(prev *snapshot, route, svc string) *routeMetrics {
+	if prev != nil {
+		if route == "" {
+			return prev.unrouted
+		}
+		for i := range prev.routes {
+			if r := &prev.routes[i]; r.name == route && r.service == svc {
+				return r.metrics
+			}
+		}
+	}
+	return s.metrics.forRoute(route, svc)
+}
+
+func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, error) {
+	fp := sc.Fingerprint()
+	if prev != nil {
+		if old, ok := prev.services[sc.Name]; ok && old.fingerprint == fp {
+			return old, nil
+		}
+	}
+	eps := make([]*upstream.Endpoint, 0, len(sc.Endpoints))
+	schemes := make(map[string]bool, 2)
+	for _, ec := range sc.Endpoints {
+		u, err := url.Parse(ec.URL)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %q: %w", ec.URL, err)
+		}
+		schemes[u.Scheme] = true
+		eps = append(eps, &upstream.Endpoint{URL: u, Weight: ec.Weight, Meta: ec.Metadata})
+	}
+	tr, err := proxy.NewTransport(transportOptions(sc, schemes))
+	if err != nil {
+		return nil, err
+	}
+	pool := upstream.NewPool(sc.Name, tr)
+	pool.Update(eps)
+	return &service{fingerprint: fp, pool: pool, transport: tr}, nil
+}
+
+// terminal is the innermost handler of a route: the proxy to its service, or
+// its direct response.
+func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error) {
+	if rc.DirectResponse != nil {
+		return directResponse(rc.DirectResponse), nil
+	}
+	svc, ok := snap.services[rc.Service]
+	if !ok {
+		return nil, fmt.Errorf("unknown service %q", rc.Service)
+	}
+	t := proxy.Target{Pool: svc.pool, Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled()}
+	if rw := rc.Rewrite; rw != nil {
+		spec := router.RewriteSpec{StripPrefix: rw.StripPrefix, Template: rw.Path}
+		if rw.ReplacePrefix != nil {
+			spec.ReplaceFrom, spec.ReplaceTo = rw.ReplacePrefix.From, rw.ReplacePrefix.To
+		}
+		rewriter, err := router.NewRewriter(spec, rc.Match.Path)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite: %w", err)
+		}
+		t.Rewrite = rewriter.Apply
+	}
+	return s.proxy.Handler(t)
+}
+
+func routerRoute(rc *config.Route, i int) (router.Route, error) {
+	rr := router.Route{Name: rc.Name, Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods, Value: i}
+	for _, hm := range rc.Match.Headers {
+		m := router.HeaderMatch{Name: http.CanonicalHeaderKey(hm.Name), Equals: hm.Equals, Present: hm.Present}
+		if hm.Regex != "" {
+			re, err := regexp.Compile(hm.Regex)
+			if err != nil {
+				return rr, fmt.Errorf("header %q: %w", hm.Name, err)
+			}
+			m.Regex = re
+		}
+		rr.Headers = append(rr.Headers, m)
+	}
+	return rr, nil
+}
+
+func transportOptions(sc *config.Service, schemes map[string]bool) proxy.TransportOptions {
+	t := sc.Transport
+	o := proxy.TransportOptions{
+		H2C:                 schemes["h2c"],
+		DialTimeout:         t.DialTimeout.D(),
+		KeepAlive:           t.KeepAlive.D(),
+		TLSHandshakeTimeout: t.TLSHandshakeTimeout.D(),
+		IdleConnTimeout:     t.IdleConnTimeout.D(),
+		MaxIdleConnsPerHost: t.MaxIdleConnsPerHost,
+		MaxConnsPerHost:     t.MaxConnsPerHost,
+	}
+	if tls := t.TLS; tls != nil {
+		o.CAFile, o.ServerName = tls.CAFile, tls.ServerName
+		o.CertFile, o.KeyFile = tls.CertFile, tls.KeyFile
+		o.InsecureSkipVerify = tls.InsecureSkipVerify
+	}
+	return o
+}
+
+// directResponse answers from the gateway itself.
+func directResponse(dr *config.DirectResponse) http.Handler {
+	status := dr.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ct := dr.ContentType
+	if ct == "" {
+		ct = "text/plain; charset=utf-8"
+	}
+	body := []byte(dr.Body)
+	length := strconv.Itoa(len(body))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = []string{ct}
+		h["Content-Length"] = []string{length}
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified {
+			_, _ = w.Write(body)
+		}
+	})
+}
