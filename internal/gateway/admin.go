@@ -84,17 +84,17 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 type adminRoute struct {
-	Name     string   `json:"name"`
-	Hosts    []string `json:"hosts,omitempty"`
-	Path     string   `json:"path"`
-	Methods  []string `json:"methods,omitempty"`
-	Headers  []string `json:"headers,omitempty"`
-	Service  string   `json:"service,omitempty"`
-	Direct   bool     `json:"direct_response,omitempty"`
-	Rewrite  any      `json:"rewrite,omitempty"`
-	Timeout  string   `json:"timeout"`
-	MaxBody  int64    `json:"max_body_bytes"`
-	WebSocket bool    `json:"websocket"`
+	Name      string   `json:"name"`
+	Hosts     []string `json:"hosts,omitempty"`
+	Path      string   `json:"path"`
+	Methods   []string `json:"methods,omitempty"`
+	Headers   []string `json:"headers,omitempty"`
+	Service   string   `json:"service,omitempty"`
+	Direct    bool     `json:"direct_response,omitempty"`
+	Rewrite   any      `json:"rewrite,omitempty"`
+	Timeout   string   `json:"timeout"`
+	MaxBody   int64    `json:"max_body_bytes"`
+	WebSocket bool     `json:"websocket"`
 }
 
 func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {

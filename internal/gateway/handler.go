@@ -47,8 +47,20 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.reset(w, r, e.readTimeout, e.writeTimeout)
 
 	snap := s.snap.Load()
-	rm := s.serve(snap, rec, r, x)
+	var rm *routeMetrics
+	// The proxy aborts the client connection with a panic(http.ErrAbortHandler)
+	// when an upstream body is truncated; the request is still logged and
+	// counted, and the panic continues to net/http, which closes the connection.
+	defer func() {
+		e.finish(st, snap, rm, r)
+	}()
+	rm = s.serve(snap, rec, r, x)
+}
 
+// finish records the request's metrics and access-log line and returns its
+// state to the pool.
+func (e *entry) finish(st *state, snap *snapshot, rm *routeMetrics, r *http.Request) {
+	s, x, rec := e.s, &st.x, &st.rec
 	if x.Status == 0 {
 		x.Status = rec.status
 		if x.Status == 0 {
@@ -101,7 +113,7 @@ func (s *Server) serve(snap *snapshot, w http.ResponseWriter, r *http.Request, x
 func (s *Server) requestID(r *http.Request) string {
 	if s.trusted != nil {
 		if v := r.Header[s.reqIDHeader]; len(v) == 1 && forwarded.ValidRequestID(v[0]) {
-			if peer, ok := peerAddr(r.RemoteAddr); ok && s.trusted.Contains(peer) {
+			if peer, ok := forwarded.PeerAddr(r.RemoteAddr); ok && s.trusted.Contains(peer) {
 				return v[0]
 			}
 		}

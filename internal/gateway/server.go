@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -354,14 +353,6 @@ func (s *Server) closeAccessLog() {
 	if s.accessFile != nil {
 		_ = s.accessFile.Close()
 	}
-}
-
-func peerAddr(remoteAddr string) (netip.Addr, bool) {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return ap.Addr().Unmap(), true
 }
 
 // Validate compiles cfg the way New would, without binding anything, and
