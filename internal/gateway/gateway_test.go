@@ -215,3 +215,37 @@ routes:
 		})
 	}
 }
+
+// TestConnectionCannotStripRuleHeaders: a client listing a header in
+// Connection must not remove what a route's request rule sets.
+func TestConnectionCannotStripRuleHeaders(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, "be")
+	g := startGateway(t, `
+services:
+`+serviceYAML("echo", be.URL)+`
+routes:
+  - name: tenant
+    match: {path: "/{rest...}"}
+    service: echo
+    headers:
+      request: {set: {X-Tenant: fixed}, add: {X-Extra: one}}
+`)
+	req, _ := http.NewRequest(http.MethodGet, g.base+"/x", nil)
+	req.Header.Set("Connection", "keep-alive, X-Tenant, x-extra")
+	req.Header.Set("X-Tenant", "spoofed")
+	resp, err := httpClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var rep echo.Reply
+	decodeJSON(t, string(body), &rep)
+	if got := rep.Headers["X-Tenant"]; len(got) != 1 || got[0] != "fixed" {
+		t.Fatalf("X-Tenant upstream = %v, want [fixed]", got)
+	}
+	if got := rep.Headers["X-Extra"]; len(got) != 1 || got[0] != "one" {
+		t.Fatalf("X-Extra upstream = %v, want [one]", got)
+	}
+}

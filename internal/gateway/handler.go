@@ -27,6 +27,11 @@ type entry struct {
 type state struct {
 	x   exchange.Exchange
 	rec recorder
+	// rm is the matched route's metrics, set before its chain runs so that a
+	// response aborted by a panic is still counted under its route.
+	rm *routeMetrics
+	// idv backs the request id header value without an allocation.
+	idv [1]string
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -41,26 +46,26 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x.ClientIP = forwarded.ClientIP(s.trusted, r.RemoteAddr, r.Header)
 	x.ID = s.requestID(r)
-	w.Header()[s.reqIDHeader] = []string{x.ID}
+	st.idv[0] = x.ID
+	w.Header()[s.reqIDHeader] = st.idv[:1:1]
 
 	rec := &st.rec
 	rec.reset(w, r, e.readTimeout, e.writeTimeout)
 
 	snap := s.snap.Load()
-	var rm *routeMetrics
+	st.rm = nil
 	// The proxy aborts the client connection with a panic(http.ErrAbortHandler)
 	// when an upstream body is truncated; the request is still logged and
 	// counted, and the panic continues to net/http, which closes the connection.
-	defer func() {
-		e.finish(st, snap, rm, r)
-	}()
-	rm = s.serve(snap, rec, r, x)
+	defer e.finish(st, snap, r)
+	s.serve(snap, st, r)
 }
 
 // finish records the request's metrics and access-log line and returns its
 // state to the pool.
-func (e *entry) finish(st *state, snap *snapshot, rm *routeMetrics, r *http.Request) {
-	s, x, rec := e.s, &st.x, &st.rec
+func (e *entry) finish(st *state, snap *snapshot, r *http.Request) {
+	s, x, rec, rm := e.s, &st.x, &st.rec, st.rm
+	rec.body.finish()
 	if x.Status == 0 {
 		x.Status = rec.status
 		if x.Status == 0 {
@@ -82,31 +87,32 @@ func (e *entry) finish(st *state, snap *snapshot, rm *routeMetrics, r *http.Requ
 	statePool.Put(st)
 }
 
-// serve routes r and runs the route's chain. It returns the route's metrics,
-// or nil when no route answered.
-func (s *Server) serve(snap *snapshot, w http.ResponseWriter, r *http.Request, x *exchange.Exchange) *routeMetrics {
+// serve routes r and runs the matched route's chain, setting st.rm to the
+// route's metrics; st.rm stays nil when no route answered.
+func (s *Server) serve(snap *snapshot, st *state, r *http.Request) {
+	w, x := http.ResponseWriter(&st.rec), &st.x
 	path, err := router.CanonicalPath(r)
 	if err != nil {
 		s.metrics.rejectedTargets.Inc()
 		x.Err = err
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Detail: badPathDetail(err), RequestID: x.ID})
-		return nil
+		return
 	}
 	x.Path = path
 	m, res := snap.router.Lookup(r.Host, r.Method, path, r.Header, &x.Params)
 	switch res {
 	case router.NotFound:
 		problem.Write(w, problem.Details{Status: http.StatusNotFound, Detail: "no route matches this request", RequestID: x.ID})
-		return nil
+		return
 	case router.MethodNotAllowed:
 		w.Header()["Allow"] = []string{m.Allow}
 		problem.Write(w, problem.Details{Status: http.StatusMethodNotAllowed, Detail: "method " + sanitizeMethod(r.Method) + " is not allowed here", RequestID: x.ID})
-		return nil
+		return
 	}
 	rt := &snap.routes[m.Value]
 	x.Route, x.Service = rt.name, rt.service
+	st.rm = rt.metrics
 	rt.handler.ServeHTTP(w, r.WithContext(exchange.NewContext(r.Context(), x)))
-	return rt.metrics
 }
 
 // requestID keeps a valid id sent by a trusted proxy and mints one otherwise.

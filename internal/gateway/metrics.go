@@ -99,9 +99,10 @@ func (m *Metrics) Reloaded(ok bool, version int64) {
 	m.lastReloadOK.Set(0)
 }
 
-// forgetRoute drops the series of a route that left the configuration.
-func (m *Metrics) forgetRoute(route string) {
-	l := prometheus.Labels{"route": route}
+// forgetRoute drops the series of a route that left the configuration or
+// now forwards to another service.
+func (m *Metrics) forgetRoute(route, service string) {
+	l := prometheus.Labels{"route": route, "service": service}
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
 	m.bytesIn.DeletePartialMatch(l)
@@ -135,6 +136,9 @@ func methodIndex(m string) int {
 	}
 	return 9
 }
+
+// grpcCodes are the grpc_code label values: the codes 0-16 and "other".
+var grpcCodes = [18]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "other"}
 
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
@@ -199,10 +203,10 @@ func (rm *routeMetrics) observe(method string, status int, d, upstream time.Dura
 
 func (rm *routeMetrics) observeGRPC(status string) {
 	code, err := strconv.Atoi(status)
-	label := status
 	if err != nil || code < 0 || code > 16 {
-		code, label = 17, "other"
+		code = 17
 	}
+	label := grpcCodes[code]
 	slot := &rm.grpc[code]
 	c := slot.Load()
 	if c == nil {

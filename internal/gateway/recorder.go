@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -108,13 +109,32 @@ type body struct {
 	// n is read after the handler returns while the transport may still be
 	// writing the body upstream, so it is atomic.
 	n atomic.Int64
+	// done is set when the handler has returned: the response writer behind
+	// dl is finished then and must not be touched by a late Read. mu orders
+	// finish against a deadline change in progress; it is taken only when
+	// the deadline moves, at most once per half timeout.
+	mu   sync.Mutex
+	done bool
+}
+
+// finish marks the request as answered. It is nil-safe.
+func (b *body) finish() {
+	if b != nil {
+		b.mu.Lock()
+		b.done = true
+		b.mu.Unlock()
+	}
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.timeout > 0 {
 		if now := time.Now(); now.Sub(b.lastRead) >= b.timeout/2 {
 			b.lastRead = now
-			_ = b.dl.SetReadDeadline(now.Add(b.timeout))
+			b.mu.Lock()
+			if !b.done {
+				_ = b.dl.SetReadDeadline(now.Add(b.timeout))
+			}
+			b.mu.Unlock()
 		}
 	}
 	n, err := b.rc.Read(p)

@@ -30,12 +30,18 @@ func (s *Server) Reload() (int64, error) {
 	if s.configPath == "" {
 		return 0, ErrNoConfigFile
 	}
+	// The file is read under the reload lock so that of two overlapping
+	// reloads the one that read the file last is applied last.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	cfg, err := config.Load(s.configPath)
 	if err != nil {
-		s.reloadFailed(err)
+		s.lastErr = err
+		s.metrics.Reloaded(false, s.version)
+		s.logger.Error("configuration rejected; the previous one keeps serving", "file", s.configPath, "err", err)
 		return 0, err
 	}
-	return s.Apply(cfg)
+	return s.apply(cfg)
 }
 
 // Apply compiles cfg into a new snapshot and swaps it in. Parts of cfg that
@@ -45,6 +51,11 @@ func (s *Server) Reload() (int64, error) {
 func (s *Server) Apply(cfg *config.Config) (int64, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	return s.apply(cfg)
+}
+
+// apply is Apply with reloadMu held.
+func (s *Server) apply(cfg *config.Config) (int64, error) {
 	prev := s.snap.Load()
 	snap, err := s.build(cfg, prev, s.version+1)
 	if err != nil {
@@ -65,14 +76,6 @@ func (s *Server) Apply(cfg *config.Config) (int64, error) {
 	return s.version, nil
 }
 
-func (s *Server) reloadFailed(err error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	s.lastErr = err
-	s.metrics.Reloaded(false, s.version)
-	s.logger.Error("configuration rejected; the previous one keeps serving", "file", s.configPath, "err", err)
-}
-
 // retire releases what the new snapshot no longer uses: idle connections of
 // replaced pools (requests in flight on them finish) and metric series of
 // removed routes.
@@ -85,13 +88,14 @@ func (s *Server) retire(prev, next *snapshot) {
 			c.CloseIdleConnections()
 		}
 	}
-	kept := make(map[string]bool, len(next.routes))
+	kept := make(map[*routeMetrics]bool, len(next.routes))
 	for i := range next.routes {
-		kept[next.routes[i].name] = true
+		kept[next.routes[i].metrics] = true
 	}
 	for i := range prev.routes {
-		if name := prev.routes[i].name; !kept[name] {
-			s.metrics.forgetRoute(name)
+		// A route that left, or whose service changed, has new series.
+		if r := &prev.routes[i]; !kept[r.metrics] {
+			s.metrics.forgetRoute(r.name, r.service)
 		}
 	}
 }

@@ -28,6 +28,10 @@ import (
 	"github.com/portico-dev/portico/telemetry/accesslog"
 )
 
+// upgradedCloseTimeout bounds how long shutdown waits to send WebSocket
+// close frames before it closes the connections without one.
+const upgradedCloseTimeout = 2 * time.Second
+
 // Server is a running gateway.
 type Server struct {
 	logger      *slog.Logger
@@ -141,19 +145,22 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	var watchErr chan error
 	if s.configPath != "" {
-		watchErr = make(chan error, 1)
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() { watchErr <- s.watch(wctx) }()
+		go func() {
+			if err := s.watch(wctx); err != nil {
+				s.logger.Error("configuration file is not watched; reload with SIGHUP or POST /admin/reload", "err", err)
+			}
+		}()
 	}
+	var failure error
 	select {
 	case <-ctx.Done():
-	case err := <-s.serveErrs():
-		s.logger.Error("listener failed", "err", err)
+	case failure = <-s.serveErrs():
+		s.logger.Error("listener failed", "err", failure)
 	}
-	return s.Shutdown(context.Background())
+	return errors.Join(failure, s.Shutdown(context.Background()))
 }
 
 // Addr returns the bound address of the named listener, or "".
@@ -201,9 +208,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		dctx, cancel := context.WithTimeout(ctx, s.static.Shutdown.DrainTimeout.D())
 		defer cancel()
-		if n := s.proxy.CloseUpgraded(dctx); n > 0 {
-			s.logger.Info("closed upgraded connections", "count", n)
-		}
+		// Listeners stop accepting first; upgraded connections, which
+		// http.Server does not track, are sent their close frames meanwhile,
+		// with a short bound so a client that does not read cannot use up
+		// the drain time of everyone else.
 		var wg sync.WaitGroup
 		errs := make([]error, len(s.listeners))
 		for i, l := range s.listeners {
@@ -213,6 +221,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				errs[i] = l.shutdown(dctx)
 			}()
 		}
+		uctx, ucancel := context.WithTimeout(dctx, upgradedCloseTimeout)
+		if n := s.proxy.CloseUpgraded(uctx); n > 0 {
+			s.logger.Info("closed upgraded connections", "count", n)
+		}
+		ucancel()
 		wg.Wait()
 		err = errors.Join(errs...)
 		if s.admin != nil {

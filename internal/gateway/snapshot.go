@@ -205,11 +205,12 @@ func directResponse(dr *config.DirectResponse) http.Handler {
 		ct = "text/plain; charset=utf-8"
 	}
 	body := []byte(dr.Body)
-	length := strconv.Itoa(len(body))
+	// Shared, read-only header values: no allocation per response.
+	ctv, lengthv := []string{ct}, []string{strconv.Itoa(len(body))}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Content-Type"] = []string{ct}
-		h["Content-Length"] = []string{length}
+		h["Content-Type"] = ctv[:1:1]
+		h["Content-Length"] = lengthv[:1:1]
 		w.WriteHeader(status)
 		if r.Method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified {
 			_, _ = w.Write(body)

@@ -192,3 +192,33 @@ func TestRedactedKeepsFilePaths(t *testing.T) {
 		t.Error("nil.Redacted() != nil")
 	}
 }
+
+// TestEnvSecretsStayOutOfErrors: a value that came from the environment is
+// never printed in a validation error, even when it is what is wrong.
+func TestEnvSecretsStayOutOfErrors(t *testing.T) {
+	t.Parallel()
+	env := func(name string) (string, bool) {
+		if name == "UPSTREAM_PASSWORD" {
+			return "hunter2-SECRET", true
+		}
+		return "", false
+	}
+	_, err := ParseEnv("secret.yaml", []byte(`
+services:
+  - name: a
+    endpoints: [{url: "http://user:${UPSTREAM_PASSWORD}@10.0.0.1:80"}]
+routes:
+  - name: r
+    match: {path: /}
+    service: a
+`), env)
+	if err == nil {
+		t.Fatal("userinfo in an endpoint URL was accepted")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error leaks the secret: %v", err)
+	}
+	if !strings.Contains(err.Error(), "services[0].endpoints[0].url") {
+		t.Fatalf("error does not name the field: %v", err)
+	}
+}

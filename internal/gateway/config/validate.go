@@ -53,6 +53,15 @@ func (v *validator) errorf(path, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.cfg.File, Line: pos.line, Column: pos.col, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// shown is value as an error message may print it: a value that came from
+// the environment may be a secret, so it is shown as REDACTED.
+func (v *validator) shown(path, value string) string {
+	if v.cfg.src != nil && v.cfg.src.env[path] {
+		return RedactedValue
+	}
+	return value
+}
+
 func (v *validator) line(path string) int { return v.cfg.src.lookup(path).line }
 
 // name checks a required, unique listener, service or route name. seen maps
@@ -273,6 +282,7 @@ func (v *validator) endpointURL(p, raw string) {
 		return
 	}
 	u, err := url.Parse(raw)
+	raw = v.shown(p, raw)
 	if err != nil {
 		v.errorf(p, "invalid URL %q: %v", raw, unwrapURLError(err))
 		return

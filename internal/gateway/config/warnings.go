@@ -3,6 +3,8 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +43,9 @@ func Warnings(cfg *Config) []Warning {
 		if r.DirectResponse != nil && r.Rewrite != nil {
 			warn(joinIndex("routes", i)+".rewrite", "rewrite has no effect on a route with direct_response")
 		}
+	}
+	if cfg.Admin.Enabled() && cfg.Admin.Token == "" && !loopbackAddress(cfg.Admin.Address) {
+		warn("admin.address", "the admin API on %s has no token: anyone who reaches it can read the configuration and reload it; set admin.token or listen on 127.0.0.1", cfg.Admin.Address)
 	}
 	for _, s := range shadowed(cfg.Routes) {
 		p := joinIndex("routes", s.later)
@@ -120,4 +125,17 @@ func headerKeys(hs []HeaderMatch) []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// loopbackAddress reports whether host:port listens on loopback only.
+func loopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -101,3 +101,30 @@ services:
 		t.Errorf("fingerprint %q is not 32 hex digits", a)
 	}
 }
+
+func TestAdminWithoutTokenWarning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		admin string
+		warn  bool
+	}{
+		{`{address: "0.0.0.0:9901"}`, true},
+		{`{address: ":9901"}`, true},
+		{`{address: "0.0.0.0:9901", token: "t0ken"}`, false},
+		{`{address: "127.0.0.1:9901"}`, false},
+		{`{address: "[::1]:9901"}`, false},
+		{`{address: "localhost:9901"}`, false},
+		{`{address: "off"}`, false},
+	} {
+		cfg := mustParse(t, "admin: "+tc.admin+"\nroutes:\n  - {name: r, match: {path: /}, direct_response: {body: ok}}\n", nil)
+		got := false
+		for _, w := range Warnings(cfg) {
+			if w.Field == "admin.address" {
+				got = true
+			}
+		}
+		if got != tc.warn {
+			t.Errorf("admin %s: warning %v, want %v", tc.admin, got, tc.warn)
+		}
+	}
+}

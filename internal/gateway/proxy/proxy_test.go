@@ -24,7 +24,7 @@ func echoBackend(t testing.TB) *httptest.Server {
 		h := w.Header()
 		h.Set("Got-Request-Uri", r.RequestURI)
 		h.Set("Got-Host", r.Host)
-		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "Connection", "Upgrade", "X-Custom"} {
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "Connection", "Upgrade", "X-Custom", "X-Real-Ip", "True-Client-Ip"} {
 			if v, ok := r.Header[k]; ok {
 				h["Got-"+k] = []string{strings.Join(v, " | ")}
 			}
@@ -162,6 +162,8 @@ func TestForwardingHeaders(t *testing.T) {
 		"X-Forwarded-Host":  {"evil.example"},
 		"Forwarded":         {`for=203.0.113.9;proto=https`},
 		"X-Request-Id":      {"spoofed-id"},
+		"X-Real-Ip":         {"203.0.113.9"},
+		"True-Client-Ip":    {"203.0.113.9"},
 	}
 	t.Run("untrusted peer", func(t *testing.T) {
 		t.Parallel()
@@ -175,6 +177,8 @@ func TestForwardingHeaders(t *testing.T) {
 			"Got-X-Forwarded-Host":  host,
 			"Got-Forwarded":         `for=127.0.0.1;host="` + host + `";proto=http`,
 			"Got-X-Request-Id":      ex.ID,
+			"Got-X-Real-Ip":         "",
+			"Got-True-Client-Ip":    "",
 		}
 		for k, v := range want {
 			if got := res.Header.Get(k); got != v {
@@ -195,6 +199,7 @@ func TestForwardingHeaders(t *testing.T) {
 			"Got-X-Forwarded-For":   "203.0.113.9, 10.0.0.1, 198.51.100.2, 127.0.0.1",
 			"Got-X-Forwarded-Proto": "https",
 			"Got-X-Forwarded-Host":  "evil.example",
+			"Got-X-Real-Ip":         "203.0.113.9",
 			"Got-Forwarded":         `for=203.0.113.9;proto=https, for=127.0.0.1;host="` + host + `";proto=http`,
 			// The entry decides whether a trusted peer's id is kept; the
 			// proxy always sends the Exchange's.

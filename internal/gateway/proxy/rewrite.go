@@ -79,6 +79,13 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 	trusted := havePeer && h.p.trusted.Contains(peer)
 	hv := &a.hv
 	hdr := out.Header
+	if !trusted {
+		// Other client-address headers that frameworks believe; only a
+		// trusted proxy may send them.
+		for _, name := range untrustedAddressHeaders {
+			delete(hdr, name)
+		}
+	}
 
 	var peerText string
 	if havePeer {
@@ -119,6 +126,9 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 	hv[4] = a.ex.ID
 	hdr[h.p.reqIDHeader] = hv[4:5:5]
 }
+
+// untrustedAddressHeaders are removed from requests of untrusted peers.
+var untrustedAddressHeaders = [...]string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-Forwarded-For"}
 
 // forwardedElement formats this hop's RFC 7239 Forwarded element.
 func forwardedElement(peer netip.Addr, havePeer bool, host, proto string) string {

@@ -26,6 +26,11 @@ func (h *requestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header = make(http.Header)
 	}
 	h.ops.Apply(r.Header)
+	if c := r.Header["Connection"]; len(c) > 0 {
+		// The proxy deletes every header the client lists in Connection; a
+		// client must not be able to strip what a rule sets that way.
+		r.Header["Connection"] = h.ops.unlist(c)
+	}
 	h.next.ServeHTTP(w, r)
 }
 

@@ -213,3 +213,38 @@ func (o *Ops) Apply(h http.Header) {
 		}
 	}
 }
+
+// unlist returns the Connection header values without the tokens that name a
+// header o sets or adds.
+func (o *Ops) unlist(values []string) []string {
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		var kept []string
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok == "" || o.sets(tok) {
+				continue
+			}
+			kept = append(kept, tok)
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, ", "))
+		}
+	}
+	return out
+}
+
+// sets reports whether o sets or adds the header named (in any case) name.
+func (o *Ops) sets(name string) bool {
+	for _, f := range o.set {
+		if strings.EqualFold(f.name, name) {
+			return true
+		}
+	}
+	for _, f := range o.add {
+		if strings.EqualFold(f.name, name) {
+			return true
+		}
+	}
+	return false
+}
