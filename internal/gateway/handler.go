@@ -30,8 +30,6 @@ type state struct {
 	// rm is the matched route's metrics, set before its chain runs so that a
 	// response aborted by a panic is still counted under its route.
 	rm *routeMetrics
-	// idv backs the request id header value without an allocation.
-	idv [1]string
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -46,8 +44,9 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x.ClientIP = forwarded.ClientIP(s.trusted, r.RemoteAddr, r.Header)
 	x.ID = s.requestID(r)
-	st.idv[0] = x.ID
-	w.Header()[s.reqIDHeader] = st.idv[:1:1]
+	// Not backed by pooled memory: net/http reads the header after the
+	// handler has returned and the state is back in the pool.
+	w.Header()[s.reqIDHeader] = []string{x.ID}
 
 	rec := &st.rec
 	rec.reset(w, r, e.readTimeout, e.writeTimeout)
