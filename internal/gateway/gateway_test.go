@@ -249,3 +249,25 @@ routes:
 		t.Fatalf("X-Extra upstream = %v, want [one]", got)
 	}
 }
+
+// TestRejectedTargetsAreLogged: the access log keeps the raw path of a
+// request refused for its target, escaped, so attack traffic is visible.
+func TestRejectedTargetsAreLogged(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, `
+routes:
+  - name: hello
+    match: {path: /hello}
+    direct_response: {body: hi}
+`)
+	resp, _ := get(t, httpClient(), g.base+"/a/%2e%2e/admin?x=1")
+	if resp.StatusCode != 400 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitFor(t, 3*time.Second, "the access log line", func() bool { return len(g.access.lines()) == 1 })
+	var line map[string]any
+	decodeJSON(t, g.access.lines()[0], &line)
+	if line["path"] != "/a/%2e%2e/admin?x=1" || line["status"] != float64(400) {
+		t.Fatalf("access log line %v", line)
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,7 @@ func (s *Server) serve(snap *snapshot, st *state, r *http.Request) {
 	if err != nil {
 		s.metrics.rejectedTargets.Inc()
 		x.Err = err
+		x.Path = rejectedTarget(r.RequestURI)
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Detail: badPathDetail(err), RequestID: x.ID})
 		return
 	}
@@ -131,6 +133,19 @@ func badPathDetail(err error) string {
 		return err.Error()
 	}
 	return "the request target is not a valid path"
+}
+
+// rejectedTarget is what the access log shows as the path of a request
+// refused for its target: the raw path, cut to a bounded length (the log
+// escapes whatever bytes it holds). The query is logged separately.
+func rejectedTarget(target string) string {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	if len(target) > 512 {
+		target = target[:512] + "..."
+	}
+	return target
 }
 
 // sanitizeMethod keeps a client-supplied method printable and short before it

@@ -10,7 +10,6 @@ package exchange
 import (
 	"context"
 	"net/netip"
-	"sync"
 	"time"
 )
 
@@ -118,15 +117,4 @@ func NewContext(ctx context.Context, x *Exchange) context.Context {
 func From(ctx context.Context) *Exchange {
 	x, _ := ctx.Value(ctxKey{}).(*Exchange)
 	return x
-}
-
-var pool = sync.Pool{New: func() any { return new(Exchange) }}
-
-// Get returns a cleared Exchange from a shared pool.
-func Get() *Exchange { return pool.Get().(*Exchange) }
-
-// Put returns x to the pool. The caller must hold no other reference to x.
-func Put(x *Exchange) {
-	x.Reset()
-	pool.Put(x)
 }

@@ -35,21 +35,21 @@ func TestParams(t *testing.T) {
 	}
 }
 
-func TestContextAndPool(t *testing.T) {
+func TestContextAndReset(t *testing.T) {
 	t.Parallel()
 	if From(context.Background()) != nil {
 		t.Fatal("From on an empty context")
 	}
-	x := Get()
+	x := new(Exchange)
 	x.ID = "abc"
 	x.Params.Add("id", "1")
 	ctx := NewContext(context.Background(), x)
 	if From(ctx) != x {
 		t.Fatal("From did not return the attached exchange")
 	}
-	Put(x)
+	x.Reset()
 	if x.ID != "" || x.Params.Len() != 0 {
-		t.Fatal("Put did not reset the exchange")
+		t.Fatal("Reset left state behind")
 	}
 }
 
