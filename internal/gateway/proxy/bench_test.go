@@ -72,10 +72,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := exchange.Get()
-		ex.ID, ex.Path = forwarded.NewRequestID(), r.URL.Path
+		ex := &exchange.Exchange{ID: forwarded.NewRequestID(), Path: r.URL.Path}
 		h.ServeHTTP(w, r.WithContext(exchange.NewContext(r.Context(), ex)))
-		exchange.Put(ex)
 	}))
 	b.Cleanup(g.Close)
 	c := testClient(b)

@@ -26,6 +26,15 @@ func (h *handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	if a.ex.UpstreamDuration == 0 {
 		a.ex.UpstreamDuration = time.Since(a.ex.UpstreamStart)
 	}
+	if a.retry != nil {
+		// ModifyResponse refused a retryable status; the loop retries.
+		return
+	}
+	if h.mayRetry(a, err) {
+		a.failure = err
+		h.logRetry(a, err)
+		return
+	}
 	h.fail(w, a.in, a.ex, a, err)
 }
 
@@ -51,9 +60,19 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, ex *exchange.Exch
 // safe to show it.
 func (h *handler) classify(r *http.Request, a *attempt, err error) (int, string) {
 	var maxBytes *http.MaxBytesError
+	var status *StatusError
 	switch {
 	case errors.Is(err, upstream.ErrNoEndpoint):
 		return http.StatusServiceUnavailable, "no endpoint of the service is available"
+	case errors.Is(err, upstream.ErrOverloaded):
+		return http.StatusServiceUnavailable, "the service has too many requests in flight"
+	case errors.As(err, &status):
+		if status.GRPCStatus != "" {
+			return http.StatusServiceUnavailable, "the service is unavailable"
+		}
+		return status.Code, "the service answered " + strconv.Itoa(status.Code)
+	case errors.Is(err, ErrRequestBody) && r.Context().Err() == nil:
+		return http.StatusBadRequest, "the request body could not be read"
 	case errors.Is(err, ErrShuttingDown):
 		return http.StatusServiceUnavailable, "the gateway is shutting down"
 	case errors.Is(err, ErrUpgradeRefused):

@@ -31,8 +31,8 @@ import (
 // (refused connections, resets, malformed responses) are recorded as
 // returned by the transport.
 var (
-	// ErrUpstreamTimeout means the route's timeout passed before the
-	// endpoint sent response headers.
+	// ErrUpstreamTimeout means the route's timeout, or the attempt's
+	// per-try timeout, passed before the endpoint sent response headers.
 	ErrUpstreamTimeout = errors.New("upstream did not send response headers in time")
 	// ErrUnexpectedUpgrade means the endpoint answered 101 Switching
 	// Protocols to a request that did not ask to upgrade.
@@ -100,13 +100,24 @@ type Target struct {
 	// canonical path is sent unchanged.
 	Rewrite func(path string, params *exchange.Params) string
 	// Timeout bounds the time from sending the request until the upstream
-	// response headers arrive; when it passes the client gets 504. A body
-	// streaming after the headers is never cut by it. If zero, there is no
-	// limit.
+	// response headers arrive, across all attempts and the waits between
+	// them; when it passes the client gets 504. A body streaming after the
+	// headers is never cut by it. If zero, there is no limit.
 	Timeout time.Duration
 	// WebSocket allows WebSocket upgrades. If false, a WebSocket handshake
 	// is answered with 400.
 	WebSocket bool
+	// Retry says which failed attempts are sent again. If nil, each request
+	// makes one attempt.
+	Retry *RetryPolicy
+	// Hedge sends a second attempt of a slow idempotent request. If nil,
+	// requests are not hedged.
+	Hedge *HedgePolicy
+	// PropagateDeadline tells the endpoint how long the gateway will wait
+	// for each attempt, in X-Request-Timeout (milliseconds) and, for gRPC
+	// requests, grpc-timeout. If false, those headers pass as the client
+	// sent them.
+	PropagateDeadline bool
 }
 
 // Handler returns the handler that forwards a route's requests to t. It is
@@ -122,9 +133,25 @@ func (p *Proxy) Handler(t Target) (http.Handler, error) {
 		return nil, fmt.Errorf("negative timeout %v", t.Timeout)
 	}
 	h := &handler{p: p, t: t, service: t.Pool.Name()}
+	var transport http.RoundTripper = t.Pool
+	h.retry = RetryPolicy{Attempts: 1}.withDefaults()
+	if t.Retry != nil {
+		if err := t.Retry.validate(); err != nil {
+			return nil, err
+		}
+		h.retry = t.Retry.withDefaults()
+		h.perTry = h.retry.PerTryTimeout
+	}
+	if t.Hedge != nil {
+		hg, err := newHedger(h, t.Pool, *t.Hedge)
+		if err != nil {
+			return nil, err
+		}
+		h.hedger, transport = hg, hg
+	}
 	h.rp = httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      t.Pool.Transport(),
+		Transport:      transport,
 		BufferPool:     &p.buffers,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
@@ -139,6 +166,9 @@ type handler struct {
 	t       Target
 	service string
 	rp      httputil.ReverseProxy
+	retry   RetryPolicy // Attempts is 0 without a retry policy
+	perTry  time.Duration
+	hedger  *hedger
 }
 
 // attempt is the state of one request sent to one endpoint. It is the
@@ -151,10 +181,30 @@ type attempt struct {
 	h      *handler
 	ex     *exchange.Exchange
 	ep     *upstream.Endpoint
+	done   upstream.Done
 	in     *http.Request // the request as the handler received it
 	w      http.ResponseWriter
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
+	// c is the state shared by the request's attempts; the first attempt
+	// holds it in first.
+	c     *call
+	first call
+	// start is when the attempt was sent; tryDeadline when its timer fires.
+	start       time.Time
+	tryDeadline time.Time
+	// status and latency are the response's, for the pool's outcome.
+	status  int
+	latency time.Duration
+	// retry is the failure that will be retried, after wait; nothing was
+	// written to the client.
+	retry error
+	wait  time.Duration
+	// retrySlot is set on a retry, which holds one of the pool's retry
+	// slots until it ends.
+	retrySlot bool
+	// hedgeCancel releases the context of a hedged attempt's winner.
+	hedgeCancel context.CancelFunc
 
 	// websocket is set when the request is a WebSocket handshake the route
 	// allows.
@@ -209,44 +259,109 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ex, nil, err)
 		return
 	}
-	ep, done, err := h.t.Pool.Select(r)
-	if err != nil {
+	a := &attempt{h: h, ex: ex, in: r, w: w, websocket: websocket}
+	c := &a.first
+	a.c = c
+	pool := h.t.Pool
+	if err := h.prepare(c, r, websocket); err != nil {
+		c.release()
 		h.fail(w, r, ex, nil, err)
 		return
 	}
-	a := &attempt{Context: r.Context(), h: h, ex: ex, ep: ep, in: r, w: w, websocket: websocket}
-	if h.t.Timeout > 0 || websocket {
-		a.Context, a.cancel = context.WithCancelCause(r.Context())
-		if h.t.Timeout > 0 {
-			a.timer = time.AfterFunc(h.t.Timeout, a.expire)
+	now := time.Now()
+	pool.Budget().Deposit(now)
+	if h.t.Timeout > 0 {
+		c.deadline = now.Add(h.t.Timeout)
+	}
+	for {
+		ep, done, err := pool.Select(r, &c.tried)
+		if err != nil {
+			if a.retrySlot {
+				pool.ReleaseRetry()
+			}
+			if c.last != nil {
+				err = c.last
+			}
+			h.fail(w, r, ex, nil, err)
+			break
+		}
+		a.ep, a.done = ep, done
+		if !h.serveAttempt(a, w, r) {
+			break
+		}
+		if !sleep(r.Context(), a.wait) {
+			pool.ReleaseRetry()
+			h.fail(w, r, ex, nil, r.Context().Err())
+			break
+		}
+		a = &attempt{h: h, ex: ex, in: r, w: w, c: c, retrySlot: true}
+		pool.Stats().Retries.Add(1)
+	}
+	c.release()
+}
+
+// serveAttempt sends one attempt to a.ep and relays its answer. It reports
+// whether the attempt failed in a way that is retried; then nothing was
+// written to the client.
+func (h *handler) serveAttempt(a *attempt, w http.ResponseWriter, r *http.Request) bool {
+	c, ex := a.c, a.ex
+	c.n++
+	c.tried.Add(a.ep)
+	h.t.Pool.Stats().Attempts.Add(1)
+	a.Context = r.Context()
+	a.start = time.Now()
+	d := h.perTry
+	if !c.deadline.IsZero() {
+		if left := c.deadline.Sub(a.start); d == 0 || left < d {
+			d = max(left, time.Millisecond)
 		}
 	}
-	ex.Endpoint = ep.URL.Host
-	ex.UpstreamStart = time.Now()
-	defer a.finish(done)
+	if d > 0 || a.websocket {
+		a.Context, a.cancel = context.WithCancelCause(r.Context())
+		if d > 0 {
+			a.timer = time.AfterFunc(d, a.expire)
+			a.tryDeadline = a.start.Add(d)
+		}
+	}
+	ex.Endpoint = a.ep.URL.Host
+	if ex.UpstreamStart.IsZero() {
+		ex.UpstreamStart = a.start
+	}
+	defer a.finish()
 
 	rw := w
-	if websocket {
+	if a.websocket {
 		rw = &upgradeWriter{ResponseWriter: w, a: a}
 	}
-	h.rp.ServeHTTP(rw, r.WithContext(a))
+	req := r.WithContext(a)
+	if body := c.requestBody(); body != nil {
+		req.Body = body
+	}
+	h.rp.ServeHTTP(rw, req)
 	a.completed = true
+	return a.retry != nil
 }
 
 // finish releases the attempt's timer and context and reports its outcome
 // to the pool exactly once. It also runs when ReverseProxy aborts the
 // response with http.ErrAbortHandler, before the panic reaches net/http.
-func (a *attempt) finish(done upstream.Done) {
+func (a *attempt) finish() {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
 	if a.cancel != nil {
 		a.cancel(context.Canceled)
 	}
+	if a.hedgeCancel != nil {
+		a.hedgeCancel()
+	}
 	if !a.completed && a.ex.Err == nil {
 		a.ex.Err = ErrAborted
 	}
-	done(a.failure)
+	a.done(upstream.Outcome{Err: a.failure, Status: a.status, Latency: a.latency})
+	if a.retrySlot {
+		a.h.t.Pool.ReleaseRetry()
+	}
 }
 
 // checkUpgrade decides what happens to a request that asks to switch

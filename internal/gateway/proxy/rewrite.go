@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-dev/portico/internal/gateway/exchange"
 	"github.com/portico-dev/portico/internal/gateway/forwarded"
 	"golang.org/x/net/http/httpguts"
 )
@@ -51,6 +52,41 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(out.Header, "Upgrade")
 	}
 	h.setForwarding(a, in, out)
+	setIdentity(out.Header, ex)
+	h.setDeadline(a, in, out)
+}
+
+// methodOverrideHeaders are removed upstream unless the route honours them.
+var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// setIdentity removes every client-supplied identity header (and the method
+// override headers, unless the route honours them), then writes the
+// authenticated consumer's. Names are compared without case and with "_"
+// taken as "-", the way some upstream frameworks read them, so no spelling
+// of a gateway-owned header gets through.
+func setIdentity(hdr http.Header, ex *exchange.Exchange) {
+	for name := range hdr {
+		if exchange.IsIdentityHeader(name) || !ex.MethodOverride && isMethodOverride(name) {
+			delete(hdr, name)
+		}
+	}
+	if c := ex.Consumer; c != nil {
+		for _, f := range c.Headers() {
+			hdr[f.Name] = f.Value
+		}
+	}
+}
+
+func isMethodOverride(name string) bool {
+	if len(name) < len("X-Http-Method") || name[0]|0x20 != 'x' {
+		return false
+	}
+	for _, h := range methodOverrideHeaders {
+		if exchange.FoldedEqual(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // scheme maps an endpoint scheme to the one the transport dials: h2c is
@@ -189,6 +225,10 @@ func (h *handler) modifyResponse(res *http.Response) error {
 		return ErrUpstreamTimeout
 	}
 	ex.UpstreamDuration = time.Since(ex.UpstreamStart)
+	a.status, a.latency = res.StatusCode, time.Since(a.start)
+	if h.retryStatus(a, res) {
+		return a.retry
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols && !a.websocket {
 		return ErrUnexpectedUpgrade
 	}
