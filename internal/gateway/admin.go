@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portico-dev/portico/internal/gateway/config"
+	"github.com/portico-dev/portico/internal/gateway/upstream"
 	"github.com/portico-dev/portico/internal/problem"
 )
 
@@ -130,25 +131,67 @@ func describeHeaderMatch(h config.HeaderMatch) string {
 }
 
 type adminEndpoint struct {
-	URL      string            `json:"url"`
-	Weight   int               `json:"weight"`
-	InFlight int64             `json:"in_flight"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	URL       string `json:"url"`
+	Weight    int    `json:"weight"`
+	Available bool   `json:"available"`
+	Health    string `json:"health"`
+	// HealthError is the last failed health check's reason.
+	HealthError string `json:"health_error,omitempty"`
+	Ejected     bool   `json:"ejected"`
+	// EjectedFor is the time left of the current ejection.
+	EjectedFor string `json:"ejected_for,omitempty"`
+	Ejections  uint64 `json:"ejections"`
+	Breaker    string `json:"breaker"`
+	Draining   bool   `json:"draining"`
+	InFlight   int64  `json:"in_flight"`
+	// LatencyEWMA is the moving average time to response headers.
+	LatencyEWMA string            `json:"latency_ewma"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 type adminService struct {
 	Name        string          `json:"name"`
 	Fingerprint string          `json:"fingerprint"`
+	Balancer    string          `json:"balancer"`
+	Available   int             `json:"available"`
+	Panic       bool            `json:"panic"`
+	InFlight    int64           `json:"in_flight"`
 	Endpoints   []adminEndpoint `json:"endpoints"`
+	// Draining lists endpoints that left the set but still serve requests.
+	Draining []adminEndpoint `json:"draining,omitempty"`
+	// RetryBudget is the number of retries the budget allows now.
+	RetryBudget int64 `json:"retry_budget_remaining"`
+}
+
+func describeEndpoint(ep *upstream.Endpoint) adminEndpoint {
+	st := ep.Status()
+	ae := adminEndpoint{URL: ep.URL.String(), Weight: st.Weight, Available: st.Available, Health: "healthy",
+		HealthError: st.HealthError, Ejected: st.Ejected, Ejections: st.Ejections, Breaker: st.Breaker,
+		Draining: st.Draining, InFlight: st.InFlight, LatencyEWMA: st.Latency.String(), Metadata: ep.Meta}
+	if !st.Healthy {
+		ae.Health = "unhealthy"
+	}
+	if st.EjectedFor > 0 {
+		ae.EjectedFor = st.EjectedFor.Round(time.Millisecond).String()
+	}
+	return ae
 }
 
 func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
 	snap := s.snap.Load()
 	out := make([]adminService, 0, len(snap.services))
+	now := time.Now()
 	for name, svc := range snap.services {
-		as := adminService{Name: name, Fingerprint: svc.fingerprint, Endpoints: []adminEndpoint{}}
-		for _, ep := range svc.pool.Endpoints() {
-			as.Endpoints = append(as.Endpoints, adminEndpoint{URL: ep.URL.String(), Weight: max(ep.Weight, 1), InFlight: ep.InFlight(), Metadata: ep.Meta})
+		p := svc.pool
+		as := adminService{Name: name, Fingerprint: svc.fingerprint, Balancer: p.Balancer(), Available: p.Available(),
+			Panic: p.Panicking(), Endpoints: []adminEndpoint{}, RetryBudget: p.Budget().Remaining(now)}
+		for _, ep := range p.Endpoints() {
+			ae := describeEndpoint(ep)
+			as.InFlight += ae.InFlight
+			as.Endpoints = append(as.Endpoints, ae)
+		}
+		for _, ep := range p.Draining() {
+			as.Draining = append(as.Draining, describeEndpoint(ep))
 		}
 		out = append(out, as)
 	}

@@ -82,7 +82,11 @@ func (e *entry) finish(st *state, snap *snapshot, r *http.Request) {
 	}
 	rm.observe(r.Method, x.Status, time.Since(x.Start), x.UpstreamDuration, x.BytesIn, x.BytesOut, x.GRPCStatus)
 	if s.access != nil {
-		s.access.Log(x, r.Method, r.URL.RawQuery, r.Proto)
+		q := r.URL.RawQuery
+		if x.LogQuery != "" {
+			q = x.LogQuery
+		}
+		s.access.Log(x, r.Method, q, r.Proto)
 	}
 	statePool.Put(st)
 }
@@ -111,9 +115,17 @@ func (s *Server) serve(snap *snapshot, st *state, r *http.Request) {
 		return
 	}
 	rt := &snap.routes[m.Value]
+	req := r.WithContext(exchange.NewContext(r.Context(), x))
+	if rt.cfg.MethodOverride {
+		// The override is applied before the chain, so the route that
+		// answers the effective method authorizes it.
+		if rt = s.methodOverride(snap, w, req, x, rt); rt == nil {
+			return
+		}
+	}
 	x.Route, x.Service = rt.name, rt.service
 	st.rm = rt.metrics
-	rt.handler.ServeHTTP(w, r.WithContext(exchange.NewContext(r.Context(), x)))
+	rt.handler.ServeHTTP(w, req)
 }
 
 // requestID keeps a valid id sent by a trusted proxy and mints one otherwise.

@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/portico-dev/portico/internal/gateway/policy/ratelimit"
+	"github.com/portico-dev/portico/internal/gateway/upstream"
 )
 
 // Metrics are the gateway's Prometheus collectors. Labels carry only bounded
@@ -29,6 +32,13 @@ type Metrics struct {
 	configVersion   prometheus.Gauge
 	accessLogDrops  prometheus.Counter
 	rejectedTargets prometheus.Counter
+
+	// Rate limiting, IP filters and CORS.
+	rateLimited      *prometheus.CounterVec
+	rateLimitErrors  *prometheus.CounterVec
+	rateLimitBreaker prometheus.Gauge
+	ipDenied         *prometheus.CounterVec
+	corsRejected     *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's collectors, plus the Go runtime and
@@ -81,6 +91,7 @@ func NewMetrics() *Metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.upstreamDur, m.bytesIn, m.bytesOut, m.grpcResponses,
 		m.inFlight, m.reloads, m.lastReloadOK, m.lastReloadTime, m.configVersion, m.accessLogDrops, m.rejectedTargets)
+	m.registerLimitMetrics()
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m
@@ -215,4 +226,113 @@ func (rm *routeMetrics) observeGRPC(status string) {
 		c = &nc
 	}
 	(*c).Inc()
+}
+
+func (m *Metrics) registerLimitMetrics() {
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_rate_limited_requests_total", Help: "Requests refused with 429 by a rate limit or quota, by route and limit name.",
+	}, []string{"route", "limit"})
+	m.rateLimitErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_rate_limit_store_errors_total", Help: "Rate-limit checks Redis could not answer, by the failure mode applied (fail_open, fail_closed).",
+	}, []string{"outcome"})
+	m.rateLimitBreaker = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portico_rate_limit_redis_breaker_open", Help: "1 while the Redis circuit breaker is open and checks use the failure mode without trying Redis.",
+	})
+	m.ipDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_ip_filter_denied_total", Help: "Requests refused with 403 by a route's IP allow or deny list, by route.",
+	}, []string{"route"})
+	m.corsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_cors_preflight_rejected_total", Help: "CORS preflight requests refused with 403, by route.",
+	}, []string{"route"})
+	m.Registry.MustRegister(m.rateLimited, m.rateLimitErrors, m.rateLimitBreaker, m.ipDenied, m.corsRejected)
+	m.rateLimitErrors.WithLabelValues("fail_open")
+	m.rateLimitErrors.WithLabelValues("fail_closed")
+}
+
+// rateLimitMetrics returns the collectors the rate_limit policy updates.
+func (m *Metrics) rateLimitMetrics() ratelimit.Metrics {
+	return ratelimit.Metrics{Limited: m.rateLimited, StoreErrors: m.rateLimitErrors, BreakerOpen: m.rateLimitBreaker}
+}
+
+// upstreamCollector exports the live state of the serving snapshot's pools
+// at scrape time: the pools count on their own, so the request path pays
+// nothing for these series. Labels are the service name and the endpoint
+// address, both from the configuration or discovery.
+type upstreamCollector struct {
+	pools func() map[string]*upstream.Pool
+
+	attempts, retries, denied, hedges, overflows, panics *prometheus.Desc
+	panicking, available, endpoints                      *prometheus.Desc
+	endpointUp, ejections, transitions, inFlight         *prometheus.Desc
+}
+
+// watchUpstreams registers the collector of pool metrics; pools returns the
+// serving pools by service name.
+func (m *Metrics) watchUpstreams(pools func() map[string]*upstream.Pool) {
+	svc := []string{"service"}
+	ep := []string{"service", "endpoint"}
+	d := prometheus.NewDesc
+	m.Registry.MustRegister(&upstreamCollector{
+		pools:       pools,
+		attempts:    d("portico_upstream_attempts_total", "Requests sent to endpoints, retries and hedges included.", svc, nil),
+		retries:     d("portico_upstream_retries_total", "Retries sent after a failed attempt.", svc, nil),
+		denied:      d("portico_upstream_retries_denied_total", "Retries and hedges refused by the retry budget or the pending retry limit.", svc, nil),
+		hedges:      d("portico_upstream_hedges_total", "Hedged requests sent.", svc, nil),
+		overflows:   d("portico_upstream_overflows_total", "Requests refused with 503 because the service had max_requests in flight.", svc, nil),
+		panics:      d("portico_upstream_panic_mode_entered_total", "Times the pool entered panic mode.", svc, nil),
+		panicking:   d("portico_upstream_panic_mode", "1 while too few endpoints are available and the pool routes to all of them.", svc, nil),
+		available:   d("portico_upstream_endpoints_available", "Endpoints taking new requests.", svc, nil),
+		endpoints:   d("portico_upstream_endpoints", "Endpoints in the pool.", svc, nil),
+		endpointUp:  d("portico_upstream_endpoint_available", "1 if the endpoint takes new requests (healthy, not ejected, breaker not open, not draining).", ep, nil),
+		ejections:   d("portico_upstream_ejections_total", "Outlier ejections of the endpoint.", ep, nil),
+		transitions: d("portico_upstream_breaker_transitions_total", "Circuit breaker transitions of the endpoint, by the state entered.", append(ep, "state"), nil),
+		inFlight:    d("portico_upstream_endpoint_in_flight", "Requests the endpoint is serving.", ep, nil),
+	})
+}
+
+// Describe implements prometheus.Collector.
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.attempts, c.retries, c.denied, c.hedges, c.overflows, c.panics,
+		c.panicking, c.available, c.endpoints, c.endpointUp, c.ejections, c.transitions, c.inFlight} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	for name, p := range c.pools() {
+		st := p.Stats()
+		counter(c.attempts, st.Attempts.Load(), name)
+		counter(c.retries, st.Retries.Load(), name)
+		counter(c.denied, st.RetriesDenied.Load(), name)
+		counter(c.hedges, st.Hedges.Load(), name)
+		counter(c.overflows, st.Overflows.Load(), name)
+		counter(c.panics, st.PanicEntered.Load(), name)
+		gauge(c.panicking, b2f(p.Panicking()), name)
+		gauge(c.available, float64(p.Available()), name)
+		eps := p.Endpoints()
+		gauge(c.endpoints, float64(len(eps)), name)
+		for _, e := range eps {
+			addr := e.URL.Host
+			gauge(c.endpointUp, b2f(e.Available()), name, addr)
+			gauge(c.inFlight, float64(e.InFlight()), name, addr)
+			counter(c.ejections, e.Status().Ejections, name, addr)
+			closed, open, half := e.BreakerTransitions()
+			counter(c.transitions, closed, name, addr, "closed")
+			counter(c.transitions, open, name, addr, "open")
+			counter(c.transitions, half, name, addr, "half-open")
+		}
+	}
 }

@@ -67,6 +67,9 @@ func (s *Server) apply(cfg *config.Config) (int64, error) {
 	s.version++
 	s.lastErr = nil
 	s.snap.Store(snap)
+	if s.ready.Load() {
+		startPools(snap)
+	}
 	s.metrics.Reloaded(true, s.version)
 	s.retire(prev, snap)
 	if fields := staticChanges(s.static, cfg); len(fields) > 0 {
@@ -76,17 +79,16 @@ func (s *Server) apply(cfg *config.Config) (int64, error) {
 	return s.version, nil
 }
 
-// retire releases what the new snapshot no longer uses: idle connections of
-// replaced pools (requests in flight on them finish) and metric series of
-// removed routes.
+// retire releases what the new snapshot no longer uses: replaced pools are
+// closed (their health checks stop) and idle connections of replaced
+// transports are closed (requests in flight on them finish), and metric
+// series of removed routes are dropped.
 func (s *Server) retire(prev, next *snapshot) {
 	for name, svc := range prev.services {
 		if cur, ok := next.services[name]; ok && cur == svc {
 			continue
 		}
-		if c, ok := svc.transport.(interface{ CloseIdleConnections() }); ok {
-			c.CloseIdleConnections()
-		}
+		retireService(svc, next, name)
 	}
 	kept := make(map[*routeMetrics]bool, len(next.routes))
 	for i := range next.routes {

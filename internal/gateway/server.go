@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/portico-dev/portico/internal/gateway/config"
 	"github.com/portico-dev/portico/internal/gateway/forwarded"
 	"github.com/portico-dev/portico/internal/gateway/policy"
+	"github.com/portico-dev/portico/internal/gateway/policy/auth"
+	"github.com/portico-dev/portico/internal/gateway/policy/ratelimit"
 	"github.com/portico-dev/portico/internal/gateway/proxy"
 	"github.com/portico-dev/portico/telemetry/accesslog"
 )
@@ -41,6 +44,12 @@ type Server struct {
 	trusted     *forwarded.Trusted
 	reqIDHeader string
 	policies    []policy.Factory
+	// auth holds JWKS, verified-token and introspection caches, which
+	// survive reloads.
+	auth *auth.Registry
+	// limits holds the rate-limit stores (and the Redis client), which
+	// survive reloads; created from the static configuration.
+	limits *ratelimit.Shared
 
 	// static is the configuration the listeners, admin API and shutdown were
 	// set up from; a reload that changes those parts is applied only in part.
@@ -90,14 +99,21 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.reqIDHeader = http.CanonicalHeaderKey(cfg.RequestID.Header)
 	s.metrics = NewMetrics()
+	s.metrics.watchUpstreams(s.pools)
 	s.policies = policy.Builtin()
+	s.auth = auth.NewRegistry(s.logger)
 	s.proxy = proxy.New(proxy.Config{Trusted: s.trusted, RequestIDHeader: s.reqIDHeader, Logger: s.logger})
 	if err := s.openAccessLog(cfg.AccessLog); err != nil {
+		return nil, err
+	}
+	if s.limits, err = newRateLimits(cfg.RateLimits, s.metrics, s.logger); err != nil {
+		s.closeAccessLog()
 		return nil, err
 	}
 	snap, err := s.build(cfg, nil, 1)
 	if err != nil {
 		s.closeAccessLog()
+		_ = s.limits.Close()
 		return nil, err
 	}
 	s.version = 1
@@ -134,7 +150,11 @@ func (s *Server) Start() error {
 	if s.admin != nil {
 		s.admin.serve(s.logger)
 	}
+	// Under reloadMu, so a reload racing with Start starts its pools too.
+	s.reloadMu.Lock()
+	startPools(s.snap.Load())
 	s.ready.Store(true)
+	s.reloadMu.Unlock()
 	s.logger.Info("gateway started", "listeners", s.listenerAddrs(), "admin", s.AdminAddr(), "routes", len(s.snap.Load().routes))
 	return nil
 }
@@ -234,11 +254,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			acancel()
 		}
 		for _, svc := range s.snap.Load().services {
+			svc.pool.Close()
 			if c, ok := svc.transport.(interface{ CloseIdleConnections() }); ok {
 				c.CloseIdleConnections()
 			}
 		}
 		s.closeAccessLog()
+		_ = s.limits.Close()
 		if err != nil {
 			s.logger.Warn("drain timeout reached; remaining connections were closed", "err", err)
 		} else {
@@ -351,7 +373,7 @@ func (s *Server) openAccessLog(ac config.AccessLog) error {
 			return fmt.Errorf("access_log.output: %w", err)
 		}
 	}
-	al, err := accesslog.New(accesslog.Options{Output: w, RedactQuery: ac.RedactQuery, OnDrop: s.metrics.accessLogDrops.Inc})
+	al, err := accesslog.New(accesslog.Options{Output: w, RedactQuery: slices.Concat(ac.RedactQuery, s.static.CredentialQueryParams()), OnDrop: s.metrics.accessLogDrops.Inc})
 	if err != nil {
 		return fmt.Errorf("access_log: %w", err)
 	}
@@ -372,11 +394,16 @@ func (s *Server) closeAccessLog() {
 // returns the first problem found beyond what package config checks.
 func Validate(cfg *config.Config) error {
 	s := &Server{logger: slog.New(slog.DiscardHandler), static: cfg, metrics: NewMetrics(), policies: policy.Builtin()}
+	s.auth = auth.NewRegistry(s.logger)
 	var err error
 	if s.trusted, err = forwarded.NewTrusted(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
 	s.proxy = proxy.New(proxy.Config{Trusted: s.trusted, Logger: s.logger})
+	if s.limits, err = newRateLimits(cfg.RateLimits, s.metrics, s.logger); err != nil {
+		return err
+	}
+	defer s.limits.Close()
 	_, err = s.build(cfg, nil, 1)
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -44,6 +45,12 @@ type service struct {
 	fingerprint string
 	pool        *upstream.Pool
 	transport   http.RoundTripper
+	// transportKey identifies the transport settings, so a changed service
+	// keeps its transport (and connections) when they did not change.
+	transportKey string
+	// commit applies a changed definition to a pool carried over from the
+	// previous snapshot once the whole snapshot has built; nil otherwise.
+	commit func()
 }
 
 // build compiles cfg into a snapshot, reusing prev's pools for unchanged
@@ -66,7 +73,8 @@ func (s *Server) build(cfg *config.Config, prev *snapshot, version int64) (*snap
 	}
 
 	rroutes := make([]router.Route, len(cfg.Routes))
-	env := policy.Env{Logger: s.logger, RequestIDHeader: s.reqIDHeader}
+	env := policy.Env{Logger: s.logger, RequestIDHeader: s.reqIDHeader, Auth: s.auth.Begin(&cfg.Auth),
+		RateLimit: s.limits, IPFilterDenied: s.metrics.ipDenied, CORSRejected: s.metrics.corsRejected}
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		rr, err := routerRoute(rc, i)
@@ -90,6 +98,9 @@ func (s *Server) build(cfg *config.Config, prev *snapshot, version int64) (*snap
 		return nil, err
 	}
 	snap.router = rt
+	commitServices(snap)
+	// The build succeeded: later builds reuse the auth caches it drew on.
+	env.Auth.Commit()
 	snap.unrouted = s.routeMetrics(prev, "", "")
 	return snap, nil
 }
@@ -110,8 +121,9 @@ func (s *Server) routeMetrics(prev *snapshot, route, svc string) *routeMetrics {
 
 func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, error) {
 	fp := sc.Fingerprint()
+	var old *service
 	if prev != nil {
-		if old, ok := prev.services[sc.Name]; ok && old.fingerprint == fp {
+		if old = prev.services[sc.Name]; old != nil && old.fingerprint == fp {
 			return old, nil
 		}
 	}
@@ -125,13 +137,27 @@ func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, err
 		schemes[u.Scheme] = true
 		eps = append(eps, &upstream.Endpoint{URL: u, Weight: ec.Weight, Meta: ec.Metadata})
 	}
-	tr, err := proxy.NewTransport(transportOptions(sc, schemes))
+	pcfg, err := s.poolConfig(sc)
 	if err != nil {
 		return nil, err
 	}
-	pool := upstream.NewPool(sc.Name, tr)
+	topts := transportOptions(sc, schemes)
+	tkey := fmt.Sprintf("%+v", topts)
+	if old != nil {
+		// Reconcile the live pool: unchanged endpoints keep their health,
+		// ejection and breaker state.
+		return s.reconcileService(old, fp, pcfg, eps, topts, tkey)
+	}
+	tr, err := proxy.NewTransport(topts)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := upstream.New(sc.Name, tr, pcfg)
+	if err != nil {
+		return nil, err
+	}
 	pool.Update(eps)
-	return &service{fingerprint: fp, pool: pool, transport: tr}, nil
+	return &service{fingerprint: fp, pool: pool, transport: tr, transportKey: tkey}, nil
 }
 
 // terminal is the innermost handler of a route: the proxy to its service, or
@@ -144,7 +170,8 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 	if !ok {
 		return nil, fmt.Errorf("unknown service %q", rc.Service)
 	}
-	t := proxy.Target{Pool: svc.pool, Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled()}
+	t := proxy.Target{Pool: svc.pool, Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled(),
+		Retry: retryPolicy(rc), Hedge: hedgePolicy(rc), PropagateDeadline: rc.DeadlinePropagated()}
 	if rw := rc.Rewrite; rw != nil {
 		spec := router.RewriteSpec{StripPrefix: rw.StripPrefix, Template: rw.Path}
 		if rw.ReplacePrefix != nil {
@@ -161,6 +188,11 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 
 func routerRoute(rc *config.Route, i int) (router.Route, error) {
 	rr := router.Route{Name: rc.Name, Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods, Value: i}
+	if rc.CORS != nil && len(rc.Match.Methods) > 0 && !slices.Contains(rc.Match.Methods, http.MethodOptions) {
+		// Preflights use OPTIONS; the cors policy answers them and refuses
+		// other OPTIONS requests with 405, as the router would have.
+		rr.Methods = append(slices.Clip(rc.Match.Methods), http.MethodOptions)
+	}
 	for _, hm := range rc.Match.Headers {
 		m := router.HeaderMatch{Name: http.CanonicalHeaderKey(hm.Name), Equals: hm.Equals, Present: hm.Present}
 		if hm.Regex != "" {

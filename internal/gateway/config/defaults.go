@@ -49,6 +49,9 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Routes {
 		c.Routes[i].applyDefaults()
 	}
+	c.applyAuthDefaults()
+	c.applyLimitDefaults()
+	c.applyUpstreamDefaults()
 }
 
 func (l *Listener) applyDefaults() {

@@ -25,6 +25,13 @@ type Config struct {
 	// Routes map requests to services. Order matters only between routes of
 	// equal specificity (see docs/routing.md).
 	Routes []Route `yaml:"routes" json:"routes,omitempty"`
+	// Auth holds consumers, JWT issuers and introspection providers that
+	// routes authenticate against (see docs/security.md). Default: none.
+	Auth Auth `yaml:"auth" json:"auth"`
+	// RateLimits is where rate-limit counters are kept: in memory and,
+	// optionally, in Redis shared by every replica. Static: a change needs
+	// a restart. Default: in memory only.
+	RateLimits RateLimits `yaml:"rate_limits" json:"rate_limits"`
 
 	// File is the path the configuration was read from (not a YAML field).
 	File string `yaml:"-" json:"-"`
@@ -125,6 +132,24 @@ type Service struct {
 	Endpoints []Endpoint `yaml:"endpoints" json:"endpoints"`
 	// Transport tunes the connections to the endpoints.
 	Transport Transport `yaml:"transport" json:"transport"`
+	// LoadBalancer chooses the endpoint of each request. Default round_robin.
+	LoadBalancer LoadBalancer `yaml:"load_balancer" json:"load_balancer"`
+	// HealthCheck turns on active health checks. Default: none (endpoints
+	// are healthy unless outlier detection or the breaker says otherwise).
+	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests keep failing.
+	// Default on (5 consecutive failures, 30s, at most 50% ejected).
+	OutlierDetection OutlierDetection `yaml:"outlier_detection" json:"outlier_detection"`
+	// CircuitBreaker configures per-endpoint breakers and the service's
+	// concurrency limits. Default on (5 failures, open 10s), no limits.
+	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker" json:"circuit_breaker"`
+	// PanicThreshold is a percentage: when fewer of the endpoints are
+	// available, requests go to all of them (except open breakers and
+	// draining ones) rather than to too few. 0 disables. Default 50.
+	PanicThreshold *int `yaml:"panic_threshold" json:"panic_threshold,omitempty"`
+	// RetryBudget caps retries and hedges as a share of requests. Default
+	// 20% with a minimum of 3 per second, over 10s.
+	RetryBudget RetryBudget `yaml:"retry_budget" json:"retry_budget"`
 }
 
 // Endpoint is one static instance of a service.
@@ -196,6 +221,35 @@ type Route struct {
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 	// WebSocket allows WebSocket upgrades on this route. Default true.
 	WebSocket *bool `yaml:"websocket" json:"websocket,omitempty"`
+	// Retry says which failed attempts are sent again, to another endpoint.
+	// Default: 2 attempts for requests safe to repeat, on every condition.
+	Retry Retry `yaml:"retry" json:"retry"`
+	// Hedge sends a second attempt of slow idempotent requests. Default:
+	// none.
+	Hedge *Hedge `yaml:"hedge" json:"hedge,omitempty"`
+	// PropagateDeadline tells endpoints how long the gateway waits for each
+	// attempt, in X-Request-Timeout (milliseconds) and grpc-timeout for gRPC
+	// requests. Default true.
+	PropagateDeadline *bool `yaml:"propagate_deadline" json:"propagate_deadline,omitempty"`
+	// Auth authenticates the route's callers. Default: none (every request
+	// is anonymous).
+	Auth *RouteAuth `yaml:"auth" json:"auth,omitempty"`
+	// Authorize is what an authenticated consumer needs to use the route;
+	// it requires Auth. Default: none.
+	Authorize *Authorize `yaml:"authorize" json:"authorize,omitempty"`
+	// MethodOverride honours X-HTTP-Method-Override, X-HTTP-Method and
+	// X-Method-Override: the request is routed, authorized and forwarded
+	// with the method they name. Otherwise those headers are removed.
+	// Default false.
+	MethodOverride bool `yaml:"method_override" json:"method_override,omitempty"`
+	// RateLimit limits how often the route may be called. Default: no limit.
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// IPFilter allows or denies client IPs (as derived through
+	// trusted_proxies). Default: every address is allowed.
+	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// CORS answers preflight requests and adds CORS response headers.
+	// Default: none (cross-origin reads are refused by browsers).
+	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
 }
 
 // Match selects requests. Every non-empty field must match.

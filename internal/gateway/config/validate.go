@@ -37,6 +37,9 @@ func validate(cfg *Config, failed map[string]bool) ErrorList {
 	}
 	services := v.services()
 	v.routes(services)
+	v.limits()
+	v.auth()
+	v.resilience()
 	return v.errs
 }
 

@@ -101,6 +101,16 @@ type Exchange struct {
 	GRPCStatus string
 	// Err is the error that ended the request early, if any.
 	Err error
+	// Consumer is the authenticated caller, or nil for an anonymous request.
+	// It is shared and must not be modified.
+	Consumer *Consumer
+	// MethodOverride is set when the route honours method override headers;
+	// the proxy forwards them only then.
+	MethodOverride bool
+	// LogQuery, when not empty, is the query the access log records instead
+	// of the request's: a policy that found a credential in the query sets
+	// it with that value redacted.
+	LogQuery string
 }
 
 // Reset clears x for reuse.

@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/portico-dev/portico/internal/gateway/config"
+	"github.com/portico-dev/portico/internal/gateway/policy/auth"
+	"github.com/portico-dev/portico/internal/gateway/policy/authz"
 	"github.com/portico-dev/portico/internal/gateway/policy/bodylimit"
 	"github.com/portico-dev/portico/internal/gateway/policy/headers"
 )
@@ -20,6 +23,11 @@ import (
 func Builtin() []Factory {
 	return []Factory{
 		{Name: "response_headers", Build: buildResponseHeaders},
+		{Name: "cors", Build: buildCORS},
+		{Name: "ip_filter", Build: buildIPFilter},
+		{Name: "auth", Build: buildAuth},
+		{Name: "authorize", Build: buildAuthorize},
+		{Name: "rate_limit", Build: buildRateLimit},
 		{Name: "body_limit", Build: buildBodyLimit},
 		{Name: "request_headers", Build: buildRequestHeaders},
 	}
@@ -53,4 +61,26 @@ func buildResponseHeaders(_ Env, route *config.Route) (Middleware, error) {
 		return nil, err
 	}
 	return func(next http.Handler) http.Handler { return headers.NewResponse(next, ops) }, nil
+}
+
+func buildAuth(env Env, route *config.Route) (Middleware, error) {
+	if route.Auth == nil {
+		return nil, nil
+	}
+	p, err := auth.Compile(env.Auth, route.Auth)
+	if err != nil {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler { return auth.New(next, p) }, nil
+}
+
+func buildAuthorize(_ Env, route *config.Route) (Middleware, error) {
+	if route.Authorize == nil {
+		return nil, nil
+	}
+	if route.Auth == nil {
+		return nil, errors.New("authorize needs auth on the same route")
+	}
+	rules := authz.Compile(route.Authorize, auth.Challenges(route.Auth, ""))
+	return func(next http.Handler) http.Handler { return authz.New(next, rules) }, nil
 }

@@ -18,7 +18,11 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portico-dev/portico/internal/gateway/config"
+	"github.com/portico-dev/portico/internal/gateway/policy/auth"
+	"github.com/portico-dev/portico/internal/gateway/policy/ratelimit"
 )
 
 // Middleware wraps next with one policy.
@@ -33,6 +37,19 @@ type Env struct {
 	// RequestIDHeader is the header the gateway writes the request id in.
 	// Request header rules may not name it. If empty, X-Request-Id.
 	RequestIDHeader string
+	// Auth supplies the consumers, JWT verifiers and introspection clients
+	// of the snapshot being built; its caches outlive reloads. If nil, a
+	// route with auth is rejected.
+	Auth *auth.Providers
+	// RateLimit holds the rate-limit stores, which live in the gateway
+	// Server and not in a snapshot, so counters survive reloads. If nil, a
+	// route with rate_limit is rejected.
+	RateLimit *ratelimit.Shared
+	// IPFilterDenied, if set, counts requests refused by ip_filter, by
+	// route.
+	IPFilterDenied *prometheus.CounterVec
+	// CORSRejected, if set, counts refused CORS preflights, by route.
+	CORSRejected *prometheus.CounterVec
 }
 
 // Factory builds one policy for a route.
