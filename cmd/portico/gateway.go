@@ -37,6 +37,7 @@ See docs/configuration.md for every field.`,
 			if err != nil {
 				return err
 			}
+			useRedisLog(logger)
 			for _, w := range config.Warnings(cfg) {
 				logger.Warn("configuration warning", "warning", w.String())
 			}

@@ -110,15 +110,21 @@ func (m *Metrics) Reloaded(ok bool, version int64) {
 	m.lastReloadOK.Set(0)
 }
 
-// forgetRoute drops the series of a route that left the configuration or
-// now forwards to another service.
-func (m *Metrics) forgetRoute(route, service string) {
+// forgetRoute drops the series of a route that now forwards to another
+// service or, when removed is set, left the configuration.
+func (m *Metrics) forgetRoute(route, service string, removed bool) {
 	l := prometheus.Labels{"route": route, "service": service}
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
 	m.bytesIn.DeletePartialMatch(l)
 	m.bytesOut.DeletePartialMatch(l)
 	m.grpcResponses.DeletePartialMatch(l)
+	if removed {
+		rl := prometheus.Labels{"route": route}
+		m.rateLimited.DeletePartialMatch(rl)
+		m.ipDenied.DeletePartialMatch(rl)
+		m.corsRejected.DeletePartialMatch(rl)
+	}
 }
 
 // methods are the method label values; anything else is "OTHER".

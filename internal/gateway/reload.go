@@ -91,13 +91,15 @@ func (s *Server) retire(prev, next *snapshot) {
 		retireService(svc, next, name)
 	}
 	kept := make(map[*routeMetrics]bool, len(next.routes))
+	names := make(map[string]bool, len(next.routes))
 	for i := range next.routes {
 		kept[next.routes[i].metrics] = true
+		names[next.routes[i].name] = true
 	}
 	for i := range prev.routes {
 		// A route that left, or whose service changed, has new series.
 		if r := &prev.routes[i]; !kept[r.metrics] {
-			s.metrics.forgetRoute(r.name, r.service)
+			s.metrics.forgetRoute(r.name, r.service, !names[r.name])
 		}
 	}
 }
@@ -116,6 +118,7 @@ func staticChanges(running, next *config.Config) []string {
 	check("access_log", running.AccessLog, next.AccessLog)
 	check("trusted_proxies", running.TrustedProxies, next.TrustedProxies)
 	check("request_id", running.RequestID, next.RequestID)
+	check("rate_limits", running.RateLimits, next.RateLimits)
 	return out
 }
 
