@@ -6,10 +6,9 @@ import (
 	"net/netip"
 	"strings"
 	"unicode/utf8"
-)
 
-// maxPathParams is the most parameters one path pattern may capture.
-const maxPathParams = 8
+	"github.com/portico-dev/portico/internal/gateway/router"
+)
 
 // segment is one "/"-separated part of a path pattern: a literal, a
 // "{name}" parameter or a trailing "{name...}" that captures the rest.
@@ -21,83 +20,18 @@ type segment struct {
 
 func (s segment) isParam() bool { return s.param != "" }
 
-// parsePattern checks a route path pattern and splits it into segments.
+// parsePattern checks a route path pattern with the router's own grammar and
+// splits it into segments.
 func parsePattern(p string) ([]segment, error) {
-	if !strings.HasPrefix(p, "/") {
-		return nil, fmt.Errorf("path pattern %q must start with \"/\"", p)
+	rs, err := router.ParsePattern(p)
+	if err != nil {
+		return nil, err
 	}
-	if !utf8.ValidString(p) {
-		return nil, fmt.Errorf("path pattern %q is not valid UTF-8", p)
-	}
-	parts := strings.Split(p[1:], "/")
-	segs := make([]segment, 0, len(parts))
-	seen := map[string]bool{}
-	for i, part := range parts {
-		last := i == len(parts)-1
-		if part == "" && !last {
-			return nil, fmt.Errorf("path pattern %q has an empty segment (\"//\"), which a canonical path never has", p)
-		}
-		if !strings.ContainsAny(part, "{}") {
-			if err := checkLiteralSegment(part); err != nil {
-				return nil, fmt.Errorf("path pattern %q: %w", p, err)
-			}
-			segs = append(segs, segment{lit: part})
-			continue
-		}
-		seg, err := parseParam(part, last)
-		if err != nil {
-			return nil, fmt.Errorf("path pattern %q: %w", p, err)
-		}
-		if seen[seg.param] {
-			return nil, fmt.Errorf("path pattern %q: parameter %q appears twice", p, seg.param)
-		}
-		seen[seg.param] = true
-		if len(seen) > maxPathParams {
-			return nil, fmt.Errorf("path pattern %q has more than %d parameters", p, maxPathParams)
-		}
-		segs = append(segs, seg)
+	segs := make([]segment, len(rs))
+	for i, r := range rs {
+		segs[i] = segment{lit: r.Literal, param: r.Param, rest: r.Rest}
 	}
 	return segs, nil
-}
-
-func parseParam(part string, last bool) (segment, error) {
-	if len(part) < 2 || part[0] != '{' || part[len(part)-1] != '}' || strings.ContainsAny(part[1:len(part)-1], "{}") {
-		return segment{}, fmt.Errorf("segment %q: a parameter must be a whole segment such as \"{id}\"", part)
-	}
-	name, rest := strings.CutSuffix(part[1:len(part)-1], "...")
-	if !isIdentifier(name) {
-		return segment{}, fmt.Errorf("segment %q: parameter names are letters, digits and _, not starting with a digit", part)
-	}
-	if rest && !last {
-		return segment{}, fmt.Errorf("segment %q: a \"{name...}\" parameter must be the last segment", part)
-	}
-	return segment{param: name, rest: rest}, nil
-}
-
-func checkLiteralSegment(s string) error {
-	if s == "." || s == ".." {
-		return fmt.Errorf("segment %q never appears in a canonical path", s)
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '\\' {
-			return fmt.Errorf("segment %q contains %q, which a canonical path never has", s, r)
-		}
-	}
-	return nil
-}
-
-func isIdentifier(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
-			continue
-		}
-		return false
-	}
-	return true
 }
 
 // shape is the pattern with parameter names left out, so "/u/{id}" and
@@ -147,31 +81,6 @@ func canPrefix(segs []segment, prefix string) bool {
 		}
 	}
 	return true
-}
-
-// templateParams returns the parameter names a rewrite path template
-// refers to, as "{name}" or "{name...}".
-func templateParams(t string) ([]string, error) {
-	var names []string
-	for rest := t; ; {
-		open := strings.IndexAny(rest, "{}")
-		if open < 0 {
-			return names, nil
-		}
-		if rest[open] == '}' {
-			return nil, errors.New("unbalanced \"}\"")
-		}
-		end := strings.IndexAny(rest[open+1:], "{}")
-		if end < 0 || rest[open+1+end] != '}' {
-			return nil, errors.New("unbalanced \"{\"")
-		}
-		name := strings.TrimSuffix(rest[open+1:open+1+end], "...")
-		if !isIdentifier(name) {
-			return nil, fmt.Errorf("invalid parameter {%s}", rest[open+1:open+1+end])
-		}
-		names = append(names, name)
-		rest = rest[open+2+end:]
-	}
 }
 
 // checkHost validates a route host: an exact name, an IP address or a

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/portico-dev/portico/internal/gateway/router"
 	"maps"
 	"regexp"
 	"slices"
@@ -154,18 +155,12 @@ func (v *validator) rewritePath(p, tmpl, pattern string, segs []segment) {
 		v.errorf(p, "path template %q must start with \"/\"", tmpl)
 		return
 	}
-	names, err := templateParams(tmpl)
-	if err != nil {
-		v.errorf(p, "path template %q: %v", tmpl, err)
-		return
-	}
 	if segs == nil {
-		return
+		return // the path pattern itself is reported
 	}
-	for _, name := range names {
-		if !slices.ContainsFunc(segs, func(s segment) bool { return s.param == name }) {
-			v.errorf(p, "path template %q uses {%s}, which path %q does not capture", tmpl, name, pattern)
-		}
+	// The router compiles the template; its errors are the ones to report.
+	if _, err := router.NewRewriter(router.RewriteSpec{Template: tmpl}, pattern); err != nil {
+		v.errorf(p, "path template %v", strings.TrimPrefix(err.Error(), "template: "))
 	}
 }
 

@@ -22,6 +22,36 @@ type patSeg struct {
 	text string // the literal, or the parameter name
 }
 
+// Segment is one "/"-separated part of a route path pattern: a literal, a
+// "{name}" parameter, or a trailing "{name...}" that captures the rest.
+type Segment struct {
+	Literal string
+	Param   string
+	Rest    bool
+}
+
+// ParsePattern checks a route path pattern and returns its segments. The
+// configuration loader uses it too, so that one grammar decides what a
+// pattern is.
+func ParsePattern(p string) ([]Segment, error) {
+	segs, err := parsePattern(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Segment, len(segs))
+	for i, s := range segs {
+		switch s.kind {
+		case segStatic:
+			out[i] = Segment{Literal: s.text}
+		case segParam:
+			out[i] = Segment{Param: s.text}
+		default:
+			out[i] = Segment{Param: s.text, Rest: true}
+		}
+	}
+	return out, nil
+}
+
 // parsePattern checks a path pattern and splits it into segments. "/" is one
 // empty static segment, and a trailing slash is a final empty static segment.
 func parsePattern(p string) ([]patSeg, error) {
