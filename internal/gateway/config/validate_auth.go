@@ -6,11 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
-	"errors"
 	"fmt"
+	"github.com/portico-dev/portico/internal/gateway/policy/auth/jwt"
 	"net"
 	"net/url"
 	"os"
@@ -532,33 +530,18 @@ func isConsumerID(s string) bool {
 	return true
 }
 
-// readPublicKey reads the first public key or certificate in a PEM file.
+// readPublicKey reads the first public key or certificate in a PEM file,
+// with the same parser the JWT verifier uses.
 func readPublicKey(file string) (any, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %q: %v", file, unwrapPathError(err))
 	}
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, fmt.Errorf("%q holds no PEM public key or certificate", file)
-		}
-		switch b.Type {
-		case "PUBLIC KEY":
-			return x509.ParsePKIXPublicKey(b.Bytes)
-		case "RSA PUBLIC KEY":
-			return x509.ParsePKCS1PublicKey(b.Bytes)
-		case "CERTIFICATE":
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			return c.PublicKey, nil
-		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
-			return nil, errors.New("the file holds a private key; give the gateway only the public key")
-		}
+	key, err := jwt.ParsePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", file, err)
 	}
+	return key, nil
 }
 
 func keyFits(key any, alg string) bool {
