@@ -61,6 +61,10 @@ func (s *Server) poolConfig(sc *config.Service) (upstream.Config, error) {
 			ConsecutiveFailures: o.ConsecutiveFailures, BaseEjectionTime: o.BaseEjectionTime.D(),
 			MaxEjectionTime: o.MaxEjectionTime.D(), MaxEjectionPercent: o.MaxEjectionPercent,
 		}
+		if sr := o.SuccessRate; sr != nil {
+			c.Outlier.SuccessRate = &upstream.SuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
+				StdevFactor: float64(sr.StdevFactor), Interval: sr.Interval.D()}
+		}
 	}
 	if b := sc.CircuitBreaker; b.IsEnabled() {
 		c.Breaker = &upstream.Breaker{

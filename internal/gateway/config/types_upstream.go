@@ -1,6 +1,14 @@
 package config
 
-import "time"
+import (
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
 
 // Resilience defaults documented on the configuration types.
 const (
@@ -30,6 +38,12 @@ const (
 	DefaultHedgePercentile      = 95
 	MaxRetryAttempts            = 10
 	DefaultHealthJitterFraction = 10
+
+	DefaultSuccessRateMinimumHosts  = 5
+	DefaultSuccessRateRequestVolume = 100
+	DefaultSuccessRateStdevFactor   = 1.9
+	DefaultSuccessRateInterval      = 10 * time.Second
+	MinSuccessRateInterval          = 100 * time.Millisecond
 )
 
 // Balancers are the load_balancer.policy values.
@@ -107,6 +121,52 @@ type OutlierDetection struct {
 	// MaxEjectionPercent caps the share of endpoints ejected at once; one
 	// endpoint may always be ejected. Default 50.
 	MaxEjectionPercent int `yaml:"max_ejection_percent" json:"max_ejection_percent,omitempty"`
+	// SuccessRate also ejects endpoints whose success rate falls well below
+	// the other endpoints'. Default: off.
+	SuccessRate *SuccessRate `yaml:"success_rate" json:"success_rate,omitempty"`
+}
+
+// SuccessRate ejects, once per Interval, the endpoints whose success rate
+// in the interval is below mean − StdevFactor × standard deviation of the
+// endpoints that served at least RequestVolume requests, when at least
+// MinimumHosts did. Ejections follow the outlier detection's ejection times
+// and max_ejection_percent.
+type SuccessRate struct {
+	// MinimumHosts is the fewest endpoints with RequestVolume requests in an
+	// interval for the evaluation to take place; at least 2. Default 5.
+	MinimumHosts int `yaml:"minimum_hosts" json:"minimum_hosts,omitempty"`
+	// RequestVolume is the fewest requests an endpoint must have served in
+	// the interval to take part. Default 100.
+	RequestVolume int `yaml:"request_volume" json:"request_volume,omitempty"`
+	// StdevFactor is how many standard deviations below the mean a success
+	// rate must fall to be ejected. Default 1.9.
+	StdevFactor Decimal `yaml:"stdev_factor" json:"stdev_factor,omitempty"`
+	// Interval is the time between evaluations; requests are counted per
+	// interval. At least 100ms. Default 10s.
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
+}
+
+// Decimal is a finite number written in decimal notation, such as 1.9.
+type Decimal float64
+
+// ParseDecimal parses a finite decimal number such as "1.9" or "2".
+func ParseDecimal(s string) (Decimal, error) {
+	t := strings.TrimSpace(s)
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || strings.ContainsAny(t, "xXpP_") {
+		return 0, errors.New("invalid number " + strconv.Quote(s) + ": write a decimal such as 1.9")
+	}
+	return Decimal(f), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Decimal) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDecimal(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
 }
 
 // CircuitBreaker configures the breaker of each endpoint and the service's
@@ -222,6 +282,12 @@ func (c *Config) applyUpstreamDefaults() {
 		setDefault(&o.BaseEjectionTime, Duration(DefaultBaseEjectionTime))
 		setDefault(&o.MaxEjectionTime, Duration(max(DefaultMaxEjectionTime, o.BaseEjectionTime.D())))
 		setDefault(&o.MaxEjectionPercent, DefaultMaxEjectionPercent)
+		if sr := o.SuccessRate; sr != nil {
+			setDefault(&sr.MinimumHosts, DefaultSuccessRateMinimumHosts)
+			setDefault(&sr.RequestVolume, DefaultSuccessRateRequestVolume)
+			setDefault(&sr.StdevFactor, DefaultSuccessRateStdevFactor)
+			setDefault(&sr.Interval, Duration(DefaultSuccessRateInterval))
+		}
 		b := &s.CircuitBreaker
 		if b.Enabled == nil {
 			b.Enabled = ptr(true)

@@ -46,6 +46,9 @@ func (v *validator) serviceResilience(p string, s *Service) {
 	if o.MaxEjectionTime != 0 && o.MaxEjectionTime < o.BaseEjectionTime {
 		v.errorf(op+".max_ejection_time", "%s is shorter than base_ejection_time %s", o.MaxEjectionTime, o.BaseEjectionTime)
 	}
+	if sr := o.SuccessRate; sr != nil {
+		v.successRate(op+".success_rate", sr)
+	}
 	b := s.CircuitBreaker
 	bp := p + ".circuit_breaker"
 	v.nonNegative(bp+".failure_threshold", b.FailureThreshold)
@@ -63,6 +66,19 @@ func (v *validator) serviceResilience(p string, s *Service) {
 	v.nonNegative(p+".retry_budget.min_per_second", rb.MinPerSecond)
 	if w := rb.Window.D(); w != 0 && (w < time.Second || w > time.Minute || w%time.Second != 0) {
 		v.errorf(p+".retry_budget.window", "window %s must be whole seconds from 1s to 60s", rb.Window)
+	}
+}
+
+func (v *validator) successRate(p string, sr *SuccessRate) {
+	if sr.MinimumHosts < 0 || sr.MinimumHosts == 1 {
+		v.errorf(p+".minimum_hosts", "%d must be at least 2: a success rate is compared with the other endpoints'", sr.MinimumHosts)
+	}
+	v.nonNegative(p+".request_volume", sr.RequestVolume)
+	if sr.StdevFactor < 0 {
+		v.errorf(p+".stdev_factor", "%v must be a positive number of standard deviations", float64(sr.StdevFactor))
+	}
+	if sr.Interval != 0 && sr.Interval.D() < MinSuccessRateInterval {
+		v.errorf(p+".interval", "interval %s is shorter than %s", sr.Interval, Duration(MinSuccessRateInterval))
 	}
 }
 

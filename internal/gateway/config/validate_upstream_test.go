@@ -1,6 +1,8 @@
 package config
 
 import (
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +99,16 @@ func TestUpstreamErrors(t *testing.T) {
 			"services[0].retry_budget.percent: 200 is not a percentage",
 			"services[0].retry_budget.window: window 1m30s must be whole seconds from 1s to 60s",
 		}},
+		{"success rate", upstreamBase + `    outlier_detection:
+      success_rate: {minimum_hosts: 1, request_volume: -5, stdev_factor: -1, interval: 10ms}
+`, []string{
+			"test.yaml:6:37: services[0].outlier_detection.success_rate.minimum_hosts: 1 must be at least 2",
+			"services[0].outlier_detection.success_rate.request_volume: must not be negative",
+			"services[0].outlier_detection.success_rate.stdev_factor: -1 must be a positive number",
+			"services[0].outlier_detection.success_rate.interval: interval 10ms is shorter than 100ms",
+		}},
+		{"success rate factor", upstreamBase + `    outlier_detection: {success_rate: {stdev_factor: 1.9x}}
+`, []string{`test.yaml:5:54: services[0].outlier_detection.success_rate.stdev_factor: invalid number "1.9x"`}},
 		{"retry", upstreamBase + upstreamRoute + `    timeout: 1s
     retry: {attempts: 11, on: [reset, "500", reset], per_try_timeout: 2s, backoff_base: 1s, backoff_max: 10ms}
     hedge: {percentile: 100, delay: 5s}
@@ -131,6 +143,65 @@ routes:
 			}
 		})
 	}
+}
+
+func TestSuccessRateConfig(t *testing.T) {
+	t.Parallel()
+	cfg := mustParse(t, upstreamBase+`    outlier_detection: {success_rate: {}}
+  - name: tuned
+    endpoints: [{url: "http://10.0.0.2:80"}]
+    outlier_detection:
+      success_rate: {minimum_hosts: 3, request_volume: 20, stdev_factor: 1.2, interval: 2s}
+  - name: off
+    endpoints: [{url: "http://10.0.0.3:80"}]
+`, nil)
+	want := SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1.9, Interval: Duration(10 * time.Second)}
+	if sr := cfg.Services[0].OutlierDetection.SuccessRate; sr == nil || *sr != want {
+		t.Errorf("success_rate defaults = %+v, want %+v", sr, want)
+	}
+	want = SuccessRate{MinimumHosts: 3, RequestVolume: 20, StdevFactor: 1.2, Interval: Duration(2 * time.Second)}
+	if sr := cfg.Services[1].OutlierDetection.SuccessRate; sr == nil || *sr != want {
+		t.Errorf("success_rate = %+v, want %+v", sr, want)
+	}
+	if sr := cfg.Services[2].OutlierDetection.SuccessRate; sr != nil {
+		t.Errorf("success_rate is on without being configured: %+v", sr)
+	}
+	if cfg.Services[0].Fingerprint() == cfg.Services[2].Fingerprint() {
+		t.Error("success_rate does not change the service fingerprint")
+	}
+}
+
+func TestParseDecimal(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Decimal{"1.9": 1.9, " 2 ": 2, "0.5": 0.5, "1e1": 10, "-1": -1} {
+		if got, err := ParseDecimal(in); err != nil || got != want {
+			t.Errorf("ParseDecimal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "1.9x", "NaN", "Inf", "-inf", "1e999", "0x1p3", "1_0", "1,9"} {
+		if got, err := ParseDecimal(in); err == nil {
+			t.Errorf("ParseDecimal(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// FuzzParseDecimal checks that ParseDecimal never panics and that what it
+// accepts is finite and reads back the same.
+func FuzzParseDecimal(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDecimal(s)
+		if err != nil {
+			return
+		}
+		x := float64(d)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			t.Fatalf("%q parsed to %v", s, x)
+		}
+		again, err := ParseDecimal(strconv.FormatFloat(x, 'g', -1, 64))
+		if err != nil || again != d {
+			t.Fatalf("%q: %v does not read back (%v, %v)", s, x, again, err)
+		}
+	})
 }
 
 func TestUpstreamValid(t *testing.T) {

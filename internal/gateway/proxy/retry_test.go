@@ -56,6 +56,30 @@ func refusedURL(t testing.TB) string {
 	return u
 }
 
+// firstEndpoint is the endpoint a case tries first: a counting backend, or
+// an address that refuses connections (backend nil, so nothing to count).
+type firstEndpoint struct {
+	url     string
+	backend *countingBackend
+}
+
+// hits returns the requests the endpoint saw.
+func (f firstEndpoint) hits() int64 {
+	if f.backend == nil {
+		return 0
+	}
+	return f.backend.hits.Load()
+}
+
+func refused(t testing.TB) firstEndpoint { return firstEndpoint{url: refusedURL(t)} }
+
+func answering(status int) func(testing.TB) firstEndpoint {
+	return func(t testing.TB) firstEndpoint {
+		b := newCountingBackend(t, status, 0)
+		return firstEndpoint{url: b.URL, backend: b}
+	}
+}
+
 // retryPool is a round robin pool whose order is known: the first Select
 // goes to urls[0].
 func retryPool(t testing.TB, urls ...string) *upstream.Pool {
@@ -89,25 +113,25 @@ func TestRetries(t *testing.T) {
 		method   string
 		body     string
 		hdr      http.Header
-		first    func(t testing.TB) string // the endpoint tried first
+		first    func(t testing.TB) firstEndpoint
 		status   int
 		badHits  int64 // requests the first endpoint saw
 		goodHits int64
 	}{
-		{"GET after connection refused", "GET", "", nil, refusedURL, 200, 0, 1},
-		{"GET after 503", "GET", "", nil, backendURL(503), 200, 1, 1},
-		{"PUT with body after 502", "PUT", "payload", nil, backendURL(502), 200, 1, 1},
-		{"POST after refused (nothing sent)", "POST", "payload", nil, refusedURL, 200, 0, 1},
-		{"POST after 503 is not retried", "POST", "payload", nil, backendURL(503), 503, 1, 0},
-		{"POST with Idempotency-Key after 503", "POST", "payload", http.Header{"Idempotency-Key": {"k1"}}, backendURL(503), 200, 1, 1},
-		{"GET after 500 is relayed", "GET", "", nil, backendURL(500), 500, 1, 0},
+		{"GET after connection refused", "GET", "", nil, refused, 200, 0, 1},
+		{"GET after 503", "GET", "", nil, answering(503), 200, 1, 1},
+		{"PUT with body after 502", "PUT", "payload", nil, answering(502), 200, 1, 1},
+		{"POST after refused (nothing sent)", "POST", "payload", nil, refused, 200, 0, 1},
+		{"POST after 503 is not retried", "POST", "payload", nil, answering(503), 503, 1, 0},
+		{"POST with Idempotency-Key after 503", "POST", "payload", http.Header{"Idempotency-Key": {"k1"}}, answering(503), 200, 1, 1},
+		{"GET after 500 is relayed", "GET", "", nil, answering(500), 500, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			good := newCountingBackend(t, 200, 0)
 			first := tc.first(t)
-			g := startGateway(t, newTestProxy(t), Target{Pool: retryPool(t, first, good.URL), Retry: policy, Timeout: 5 * time.Second}, nil)
+			g := startGateway(t, newTestProxy(t), Target{Pool: retryPool(t, first.url, good.URL), Retry: policy, Timeout: 5 * time.Second}, nil)
 			res, body := do(t, g, tc.method, tc.body, tc.hdr)
 			if res.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
@@ -115,7 +139,7 @@ func TestRetries(t *testing.T) {
 			if got := good.hits.Load(); got != tc.goodHits {
 				t.Errorf("second endpoint saw %d requests, want %d", got, tc.goodHits)
 			}
-			if got := hitsOf(first); got != tc.badHits {
+			if got := first.hits(); got != tc.badHits {
 				t.Errorf("first endpoint saw %d requests, want %d", got, tc.badHits)
 			}
 			if tc.body != "" && tc.goodHits > 0 {
@@ -129,32 +153,6 @@ func TestRetries(t *testing.T) {
 			}
 		})
 	}
-}
-
-// backends by URL, so a case can count the requests its first endpoint saw.
-var backendHits = struct {
-	m map[string]*countingBackend
-}{m: map[string]*countingBackend{}}
-
-var backendMu = make(chan struct{}, 1)
-
-func backendURL(status int) func(t testing.TB) string {
-	return func(t testing.TB) string {
-		b := newCountingBackend(t, status, 0)
-		backendMu <- struct{}{}
-		backendHits.m[b.URL] = b
-		<-backendMu
-		return b.URL
-	}
-}
-
-func hitsOf(u string) int64 {
-	backendMu <- struct{}{}
-	defer func() { <-backendMu }()
-	if b := backendHits.m[u]; b != nil {
-		return b.hits.Load()
-	}
-	return 0
 }
 
 // TestPerTryTimeout: a silent endpoint costs one per-try timeout, then the

@@ -47,6 +47,7 @@ type Endpoint struct {
 	inflight atomic.Int64
 	ewma     atomic.Uint64 // float64 bits: response latency in nanoseconds
 	consec   atomic.Int32  // consecutive failures, for outlier detection
+	srCount  atomic.Uint64 // this interval's failures<<32 | requests, for success-rate detection
 
 	pool *Pool
 	done Done // e.finish, bound once when the endpoint joins a pool

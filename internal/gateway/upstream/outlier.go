@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type Outlier struct {
 	// MaxEjectionPercent caps the share of the pool ejected at once (at
 	// least one endpoint may always be ejected). Default 50.
 	MaxEjectionPercent int
+	// SuccessRate also ejects endpoints whose success rate falls well below
+	// the other endpoints'. If nil, it is off.
+	SuccessRate *SuccessRate
 }
 
 func (o Outlier) withDefaults() Outlier {
@@ -45,6 +49,10 @@ func (o Outlier) withDefaults() Outlier {
 	if o.MaxEjectionPercent == 0 {
 		o.MaxEjectionPercent = DefaultMaxEjectionPercent
 	}
+	if o.SuccessRate != nil {
+		sr := o.SuccessRate.withDefaults()
+		o.SuccessRate = &sr
+	}
 	return o
 }
 
@@ -58,6 +66,8 @@ func (o *Outlier) validate() error {
 		return errors.New("outlier: max ejection time is shorter than the base ejection time")
 	case o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100:
 		return errors.New("outlier: max ejection percent must be 0 to 100")
+	case o.SuccessRate != nil:
+		return o.SuccessRate.validate()
 	}
 	return nil
 }
@@ -72,26 +82,34 @@ func (o *Outlier) maxEjected(n int) int {
 func (p *Pool) eject(e *Endpoint, oc *Outlier, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || e.has(flagEjected|flagDraining) {
+	if p.closed || e.has(flagEjected|flagDraining) || !slices.Contains(p.cur.Load().eps, e) {
 		return
 	}
-	s := p.cur.Load()
-	ejected, member := 0, false
-	for _, x := range s.eps {
+	if !p.ejectLocked(e, oc, "consecutive failures", "consecutive_failures", n) && n == oc.ConsecutiveFailures {
+		s := p.cur.Load()
+		p.log.Warn("endpoint not ejected: max ejection percent reached", "service", p.name,
+			"endpoint", e.URL.Host, "ejected", p.ejectedLocked(), "endpoints", len(s.eps), "max_ejection_percent", oc.MaxEjectionPercent)
+	}
+}
+
+// ejectedLocked counts the members that are ejected. The caller holds p.mu.
+func (p *Pool) ejectedLocked() int {
+	n := 0
+	for _, x := range p.cur.Load().eps {
 		if x.has(flagEjected) {
-			ejected++
+			n++
 		}
-		member = member || x == e
 	}
-	if !member {
-		return
-	}
-	if ejected >= oc.maxEjected(len(s.eps)) {
-		if n == oc.ConsecutiveFailures {
-			p.log.Warn("endpoint not ejected: max ejection percent reached", "service", p.name,
-				"endpoint", e.URL.Host, "ejected", ejected, "endpoints", len(s.eps), "max_ejection_percent", oc.MaxEjectionPercent)
-		}
-		return
+	return n
+}
+
+// ejectLocked ejects e, a member that is neither ejected nor draining, for
+// its next ejection time, unless the pool already has its share of ejected
+// endpoints; it reports whether it did. attrs describe the reason in the
+// log. The caller holds p.mu.
+func (p *Pool) ejectLocked(e *Endpoint, oc *Outlier, reason string, attrs ...any) bool {
+	if p.ejectedLocked() >= oc.maxEjected(len(p.cur.Load().eps)) {
+		return false
 	}
 	now := time.Now()
 	e.mu.Lock()
@@ -110,9 +128,10 @@ func (p *Pool) eject(e *Endpoint, oc *Outlier, n int) {
 	e.mu.Unlock()
 	e.setFlag(flagEjected, true)
 	e.ejectionsTotal.Add(1)
-	p.log.Warn("endpoint ejected", "service", p.name, "endpoint", e.URL.Host,
-		"consecutive_failures", n, "ejection_time", d.String(), "ejections", mult)
+	p.log.Warn("endpoint ejected", append([]any{"service", p.name, "endpoint", e.URL.Host, "reason", reason,
+		"ejection_time", d.String(), "ejections", mult}, attrs...)...)
 	p.recount()
+	return true
 }
 
 // readmit ends e's ejection when its time is up.

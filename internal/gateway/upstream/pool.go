@@ -105,6 +105,7 @@ type Pool struct {
 	started  bool
 	closed   bool
 	hcStop   chan struct{}
+	sr       *srEvaluator // success-rate evaluation, while configured and started
 }
 
 // NewPool returns an empty round robin pool for the named service that
@@ -289,6 +290,7 @@ func (p *Pool) Reconfigure(cfg Config, eps []*Endpoint) error {
 		}
 	}
 	p.publish(merged, next.bal, next.cfg)
+	p.syncSuccessRate()
 	return nil
 }
 
@@ -446,7 +448,11 @@ func (p *Pool) ReleaseRetry() { p.retries.Add(-1) }
 // learn feeds one outcome to outlier detection and the breaker.
 func (p *Pool) learn(e *Endpoint, o Outcome) {
 	cfg := p.cur.Load().cfg
-	if o.failed() {
+	failed := o.failed()
+	if oc := cfg.outlier; oc != nil && oc.SuccessRate != nil {
+		e.countOutcome(failed)
+	}
+	if failed {
 		n := e.consec.Add(1)
 		if oc := cfg.outlier; oc != nil && int(n) >= oc.ConsecutiveFailures && !e.has(flagEjected) {
 			p.eject(e, oc, int(n))
@@ -461,7 +467,8 @@ func (p *Pool) learn(e *Endpoint, o Outcome) {
 	}
 }
 
-// Start begins active health checks. It is idempotent; Close stops them.
+// Start begins active health checks and success-rate evaluation. It is
+// idempotent; Close stops them.
 func (p *Pool) Start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -475,11 +482,12 @@ func (p *Pool) Start() {
 			p.startChecker(e, s.cfg.health)
 		}
 	}
+	p.syncSuccessRate()
 }
 
-// Close stops health checks and pending timers. The pool still serves
-// Select afterwards (requests in flight on a retired pool finish), but it
-// no longer changes endpoint state on its own.
+// Close stops health checks, success-rate evaluation and pending timers.
+// The pool still serves Select afterwards (requests in flight on a retired
+// pool finish), but it no longer changes endpoint state on its own.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -488,6 +496,7 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	close(p.hcStop)
+	p.stopSuccessRate()
 	for _, e := range p.cur.Load().eps {
 		p.stopChecker(e)
 		e.mu.Lock()
