@@ -47,11 +47,14 @@ func newTestProxy(t testing.TB, trusted ...string) *Proxy {
 // NewTransport.
 func newPool(t testing.TB, opts TransportOptions, urls ...string) *upstream.Pool {
 	t.Helper()
+	if opts.Client == "" {
+		opts.Client = clientUnderTest
+	}
 	tr, err := NewTransport(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(tr.(*http.Transport).CloseIdleConnections)
+	t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
 	pool := upstream.NewPool("svc", tr)
 	eps := make([]*upstream.Endpoint, 0, len(urls))
 	for _, s := range urls {

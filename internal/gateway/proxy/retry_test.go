@@ -212,7 +212,7 @@ func TestTotalTimeoutBoundsRetries(t *testing.T) {
 func TestRetryBudgetHolds(t *testing.T) {
 	t.Parallel()
 	bad1, bad2 := newCountingBackend(t, 503, 0), newCountingBackend(t, 503, 0)
-	tr, _ := NewTransport(TransportOptions{})
+	tr, _ := NewTransport(TransportOptions{Client: clientUnderTest})
 	pool, err := upstream.New("svc", tr, upstream.Config{Budget: upstream.BudgetConfig{Percent: 20, MinPerSecond: 1}, PanicThreshold: -1})
 	if err != nil {
 		t.Fatal(err)

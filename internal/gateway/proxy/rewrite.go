@@ -125,7 +125,7 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 
 	var peerText string
 	if havePeer {
-		peerText = peer.String()
+		peerText = addrText(in.RemoteAddr, peer)
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			hv[0] = strings.Join(prior, ", ") + ", " + peerText
 		} else {
@@ -151,7 +151,7 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 		hdr["X-Forwarded-Host"] = hv[2:3:3]
 	}
 
-	elem := forwardedElement(peer, havePeer, in.Host, proto)
+	elem := formatForwarded(peerText, havePeer && peer.Is6(), havePeer, in.Host, proto)
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		hv[3] = strings.Join(prior, ", ") + ", " + elem
 	} else {
@@ -166,20 +166,47 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 // untrustedAddressHeaders are removed from requests of untrusted peers.
 var untrustedAddressHeaders = [...]string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-Forwarded-For"}
 
+// addrText returns peer's text, reusing remoteAddr's (the peer address net/http
+// reports) when it already is that text, so no address is formatted per
+// request: an IPv4 "a.b.c.d:port" or bare "a.b.c.d", which netip parses only
+// in canonical form. Anything else (IPv6, IPv4-mapped) is formatted.
+func addrText(remoteAddr string, peer netip.Addr) string {
+	if peer.Is4() && remoteAddr != "" && remoteAddr[0] != '[' {
+		host := remoteAddr
+		if i := strings.IndexByte(host, ':'); i >= 0 {
+			host = host[:i]
+		}
+		if len(host) <= len("255.255.255.255") && host[0] >= '0' && host[0] <= '9' {
+			return host
+		}
+	}
+	return peer.String()
+}
+
 // forwardedElement formats this hop's RFC 7239 Forwarded element.
 func forwardedElement(peer netip.Addr, havePeer bool, host, proto string) string {
+	var text string
+	if havePeer {
+		text = peer.String()
+	}
+	return formatForwarded(text, havePeer && peer.Is6(), havePeer, host, proto)
+}
+
+// formatForwarded formats a Forwarded element for the peer whose address
+// text is peerText.
+func formatForwarded(peerText string, is6, havePeer bool, host, proto string) string {
 	var b strings.Builder
 	b.Grow(64 + len(host))
 	b.WriteString("for=")
 	switch {
 	case !havePeer:
 		b.WriteString("unknown")
-	case peer.Is6():
+	case is6:
 		b.WriteString(`"[`)
-		b.WriteString(peer.String())
+		b.WriteString(peerText)
 		b.WriteString(`]"`)
 	default:
-		b.WriteString(peer.String())
+		b.WriteString(peerText)
 	}
 	if host != "" {
 		b.WriteString(";host=")

@@ -56,11 +56,30 @@ type TransportOptions struct {
 	// InsecureSkipVerify disables verification of endpoint certificates.
 	// For development only.
 	InsecureSkipVerify bool
+	// Client chooses what sends HTTP/1.1 requests to plain-http endpoints:
+	// ClientNative (Portico's own client, the default when empty) or
+	// ClientStd (net/http's Transport). https and h2c endpoints, upgrades,
+	// and requests the native client does not cover always use net/http.
+	Client string
 }
+
+// Values of TransportOptions.Client.
+const (
+	// ClientNative is Portico's HTTP/1.1 client: each request is written
+	// and its response read on the calling goroutine, over a pool of
+	// keep-alive connections per endpoint.
+	ClientNative = "native"
+	// ClientStd is net/http's Transport for every request.
+	ClientStd = "http.Transport"
+)
 
 // NewTransport builds the transport of one service from opts. The gateway
 // calls it once per service; the transport pools connections to all of the
 // service's endpoints.
+//
+// Plain-http endpoints are sent HTTP/1.1 by Portico's own client unless
+// opts.Client is ClientStd (see h1Client); everything else goes through
+// net/http's Transport.
 //
 // The transport never uses an environment proxy and never compresses or
 // decompresses bodies: the client's Accept-Encoding and the endpoint's
@@ -71,6 +90,9 @@ func NewTransport(opts TransportOptions) (http.RoundTripper, error) {
 	}
 	if opts.MaxIdleConnsPerHost < 0 || opts.MaxConnsPerHost < 0 {
 		return nil, errors.New("transport: connection limits must not be negative")
+	}
+	if opts.Client != "" && opts.Client != ClientNative && opts.Client != ClientStd {
+		return nil, fmt.Errorf("transport: unknown client %q", opts.Client)
 	}
 	tlsConf, err := opts.tlsConfig()
 	if err != nil {
@@ -96,7 +118,7 @@ func NewTransport(opts TransportOptions) (http.RoundTripper, error) {
 	if opts.MaxIdleConnsPerHost > 0 {
 		idle = opts.MaxIdleConnsPerHost
 	}
-	return &http.Transport{
+	std := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
@@ -109,7 +131,11 @@ func NewTransport(opts TransportOptions) (http.RoundTripper, error) {
 		ForceAttemptHTTP2:     false,
 		Protocols:             &protocols,
 		HTTP2:                 h2,
-	}, nil
+	}
+	if opts.H2C || opts.Client == ClientStd {
+		return std, nil
+	}
+	return newH1Client(std, dialer), nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -19,7 +19,10 @@ func TestNewTransportDefaultsAndProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := rt.(*http.Transport)
+	if _, ok := rt.(*h1Client); !ok {
+		t.Errorf("default transport = %T, want the native HTTP/1.1 client", rt)
+	}
+	tr := stdOf(rt)
 	if tr.Proxy != nil || !tr.DisableCompression || tr.ForceAttemptHTTP2 {
 		t.Error("transport must not use env proxies, must not compress, must not force HTTP/2")
 	}
@@ -33,7 +36,10 @@ func TestNewTransportDefaultsAndProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr = rt.(*http.Transport)
+	if _, ok := rt.(*http.Transport); !ok {
+		t.Errorf("h2c transport = %T, want *http.Transport", rt)
+	}
+	tr = stdOf(rt)
 	if p := tr.Protocols; p.HTTP1() || !p.UnencryptedHTTP2() {
 		t.Errorf("h2c protocols = %v", p)
 	}
@@ -56,6 +62,7 @@ func TestNewTransportRejects(t *testing.T) {
 		"CA file not PEM":    {CAFile: notPEM},
 		"cert without key":   {CertFile: notPEM},
 		"unloadable keypair": {CertFile: notPEM, KeyFile: notPEM},
+		"unknown client":     {Client: "fasthttp"},
 	} {
 		if _, err := NewTransport(o); err == nil {
 			t.Errorf("%s: accepted", name)
