@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/portico-dev/portico/internal/gateway/config"
 )
 
 // metricValue reads one counter or gauge.
@@ -497,4 +501,81 @@ routes:
 			}
 		}
 	})
+}
+
+// TestAPIKeyLimitCountsVerifiedKey pins down the bug where a limit keyed by
+// api_key never saw the key: auth had already removed it from the request,
+// so the limit fell back to the client IP and a client changing its
+// (trusted) forwarded address escaped it; on a route without API-key auth
+// the part read whatever X-Api-Key the client made up. The part now counts
+// by the key auth verified, and is refused on routes without API-key auth.
+func TestAPIKeyLimitCountsVerifiedKey(t *testing.T) {
+	t.Parallel()
+	be := newCountingBackend(t)
+	const keyA, keyB = "key-aaaaaaaaaaaaaaaaaaaa", "key-bbbbbbbbbbbbbbbbbbbb"
+	digest := func(k string) string { s := sha256.Sum256([]byte(k)); return hex.EncodeToString(s[:]) }
+	consumers := `auth:
+  consumers:
+    - id: a
+      api_keys: [{sha256: ` + digest(keyA) + `}]
+    - id: b
+      api_keys: [{sha256: ` + digest(keyB) + `}]
+`
+	g := startGateway(t, `trusted_proxies: [127.0.0.1]
+services:
+  - name: be
+    endpoints: [{url: "`+be.URL+`"}]
+`+consumers+`routes:
+  - name: limited
+    match: {path: /limited}
+    service: be
+    auth: {api_key: {header: X-Api-Key}}
+    rate_limit:
+      limits:
+        - {name: per-key, key: [api_key], rate: 3, per: 1h}
+`)
+	c := httpClient()
+	do := func(key, from string) int {
+		req, _ := http.NewRequest(http.MethodGet, g.base+"/limited", nil)
+		req.Header.Set("X-Api-Key", key)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, want := range []int{200, 200, 200, 429, 429} {
+		if got := do(keyA, "198.51.100."+strconv.Itoa(i+1)); got != want {
+			t.Errorf("key A request %d from a new forwarded address: %d, want %d", i, got, want)
+		}
+	}
+	if got := do(keyB, "198.51.100.1"); got != 200 {
+		t.Errorf("key B, from an address key A used: %d, want 200 (its own bucket)", got)
+	}
+	if n := be.hits.Load(); n != 4 {
+		t.Errorf("backend saw %d requests, want 4", n)
+	}
+
+	// A route that does not verify API keys cannot count by them: a key a
+	// client merely sends would choose its bucket. The configuration is
+	// refused with file, line and field.
+	path := writeConfig(t, t.TempDir(), baseConfig+`services:
+  - name: be
+    endpoints: [{url: "`+be.URL+`"}]
+`+consumers+`routes:
+  - name: open
+    match: {path: /open}
+    service: be
+    rate_limit:
+      limits:
+        - {name: per-key, key: [api_key], rate: 3, per: 1h}
+`)
+	_, err := config.Load(path)
+	if err == nil || !strings.Contains(err.Error(), path+":") ||
+		!strings.Contains(err.Error(), `routes[0].rate_limit.limits[0].key[0]: key part "api_key" needs auth.api_key on the route`) {
+		t.Fatalf("an api_key limit on a route without API-key auth: %v", err)
+	}
 }

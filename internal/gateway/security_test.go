@@ -23,6 +23,8 @@ import (
 	"time"
 
 	gjwt "github.com/golang-jwt/jwt/v5"
+
+	"github.com/portico-dev/portico/internal/gateway/config"
 )
 
 // recordingBackend answers 200 and remembers every request that reached it.
@@ -422,5 +424,144 @@ func TestAPIKeyRevokedByReload(t *testing.T) {
 	waitFor(t, 2*time.Second, "access log lines", func() bool { return len(g.access.lines()) >= 2 })
 	if log := g.access.String(); strings.Contains(log, secAPIKey) || !strings.Contains(log, "api_key=REDACTED") {
 		t.Fatalf("the access log shows the key or does not redact it:\n%s", log)
+	}
+}
+
+// TestAdminConfigHidesSecrets pins down the bug where /admin/config showed
+// secrets written literally in the file: the Redis password, bcrypt hashes
+// and API key digests.
+func TestAdminConfigHidesSecrets(t *testing.T) {
+	t.Parallel()
+	be := newCountingBackend(t)
+	const bcryptHash = "$2a$10$ajHhcmTk.9S0js1lsVAhwe1fEI9jmDyY5ufvbllVoyAwy2y1Ctx7i"
+	sum := sha256.Sum256([]byte(secAPIKey))
+	digest := hex.EncodeToString(sum[:])
+	g := startGateway(t, `rate_limits:
+  redis:
+    address: "127.0.0.1:1"
+    password: "hunter2-redis-password"
+services:
+  - name: be
+    endpoints: [{url: "`+be.URL+`"}]
+auth:
+  consumers:
+    - id: a
+      api_keys: [{sha256: `+digest+`}]
+      basic: {username: bob, bcrypt: "`+bcryptHash+`"}
+routes:
+  - name: r
+    match: {path: /r}
+    service: be
+`)
+	resp, body := get(t, httpClient(), g.admin+"/admin/config")
+	if resp.StatusCode != 200 || !contains(body, `"bob"`) || !contains(body, config.RedactedValue) {
+		t.Fatalf("/admin/config: %d %s", resp.StatusCode, body)
+	}
+	for _, secret := range []string{"hunter2-redis-password", bcryptHash, digest} {
+		if contains(body, secret) {
+			t.Errorf("/admin/config shows %q", secret)
+		}
+	}
+}
+
+// TestIPLimitThrottlesBasicAuthFlood: a limit keyed by client IP runs
+// before authentication, so a flood of wrong basic-auth passwords is
+// throttled with 429 and bcrypt runs only for the attempts the limit let
+// through. (Before, rate_limit ran after auth: every attempt cost a bcrypt
+// comparison and got 401.)
+func TestIPLimitThrottlesBasicAuthFlood(t *testing.T) {
+	t.Parallel()
+	be := newCountingBackend(t)
+	g := startGateway(t, `services:
+  - name: be
+    endpoints: [{url: "`+be.URL+`"}]
+auth:
+  consumers:
+    - id: a
+      basic: {username: bob, bcrypt: "$2a$04$7AYD4ANFXcPbq.r0w2Qz3.VH.lAHhD5k8yKzRQ5roU2W7VI/fy1mO"}
+routes:
+  - name: internal
+    match: {path: /internal}
+    service: be
+    auth: {basic: {}}
+    rate_limit:
+      limits:
+        - {name: per-ip, key: [client_ip], rate: 5, per: 1h}
+`)
+	before := g.auth.BasicComparisons()
+	c := httpClient()
+	codes := map[int]int{}
+	for i := range 30 {
+		req, _ := http.NewRequest(http.MethodGet, g.base+"/internal", nil)
+		req.SetBasicAuth("bob", fmt.Sprintf("guess-%d", i))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[401] != 5 || codes[429] != 25 {
+		t.Errorf("30 wrong passwords under a client-IP limit of 5: %v, want 5 × 401 and 25 × 429", codes)
+	}
+	if n := g.auth.BasicComparisons() - before; n != 5 {
+		t.Errorf("bcrypt ran %d times, want 5: throttled attempts must not be checked", n)
+	}
+	if be.hits.Load() != 0 {
+		t.Error("the backend saw a refused request")
+	}
+}
+
+// TestAuthorizeConsumersNameTheIssuer pins down the bug where
+// authorize.consumers compared ids alone, so a token from any issuer whose
+// subject was "svc-a" passed "consumers: [svc-a]", which names the
+// configured consumer svc-a.
+func TestAuthorizeConsumersNameTheIssuer(t *testing.T) {
+	t.Parallel()
+	securityKeys()
+	be := newRecordingBackend(t)
+	jwks, _ := jwksFor(t)
+	g := startGateway(t, securityConfig(be.URL, jwks.URL)+`  - name: only-svc-a
+    match: {path: /only-svc-a}
+    service: be
+    auth: {jwt: {}, api_key: {}}
+    authorize: {consumers: [svc-a]}
+  - name: only-idp-svc-a
+    match: {path: /only-idp-svc-a}
+    service: be
+    auth: {jwt: {}, api_key: {}}
+    authorize: {consumers: ["idp:svc-a"]}
+`)
+	token := signToken(t, gjwt.SigningMethodRS256, secKey, "k1", claims(func(m gjwt.MapClaims) { m["sub"] = "svc-a" }))
+	c := httpClient()
+	do := func(path string, bearer bool) int {
+		req, _ := http.NewRequest(http.MethodGet, g.base+path, nil)
+		if bearer {
+			req.Header.Set("Authorization", "Bearer "+token)
+		} else {
+			req.Header.Set("X-Api-Key", secAPIKey)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		path   string
+		bearer bool
+		want   int
+	}{
+		{"/only-svc-a", false, 200},
+		{"/only-svc-a", true, 403},
+		{"/only-idp-svc-a", true, 200},
+		{"/only-idp-svc-a", false, 403},
+	} {
+		if got := do(tc.path, tc.bearer); got != tc.want {
+			t.Errorf("%s with a JWT=%v: %d, want %d", tc.path, tc.bearer, got, tc.want)
+		}
 	}
 }

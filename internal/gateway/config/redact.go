@@ -12,9 +12,11 @@ import (
 const RedactedValue = "REDACTED"
 
 // Redacted returns a deep copy of c that is safe to print or serve on
-// /admin/config: the admin token and every string value that was read from
-// an environment variable are replaced by "REDACTED". File paths written in
-// the file itself, such as TLS key paths, are kept.
+// /admin/config: every string value that was read from an environment
+// variable, and every secret wherever it came from (the admin token, the
+// Redis password, bcrypt hashes, API key digests, HMAC secrets and
+// introspection client secrets), is replaced by "REDACTED". File paths
+// written in the file itself, such as TLS key paths, are kept.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil
@@ -23,10 +25,40 @@ func (c *Config) Redacted() *Config {
 	if c.src != nil && len(c.src.env) > 0 {
 		redact(reflect.ValueOf(out).Elem(), "", c.src.env)
 	}
-	if out.Admin.Token != "" {
-		out.Admin.Token = RedactedValue
-	}
+	out.redactSecrets()
 	return out
+}
+
+// redactSecrets replaces the secrets of c, written in the file or not. A
+// bcrypt hash or an API key digest is not the password or key itself, but
+// it lets whoever reads it test guesses offline, so it is a secret too.
+func (c *Config) redactSecrets() {
+	hide := func(s *string) {
+		if *s != "" {
+			*s = RedactedValue
+		}
+	}
+	hide(&c.Admin.Token)
+	if rd := c.RateLimits.Redis; rd != nil {
+		hide(&rd.Password)
+	}
+	for _, cs := range [][]Consumer{c.Auth.Consumers, c.Auth.FileConsumers} {
+		for i := range cs {
+			for j := range cs[i].APIKeys {
+				hide(&cs[i].APIKeys[j].SHA256)
+				hide(&cs[i].APIKeys[j].Key)
+			}
+			if b := cs[i].Basic; b != nil {
+				hide(&b.Bcrypt)
+			}
+		}
+	}
+	for i := range c.Auth.JWTIssuers {
+		hide(&c.Auth.JWTIssuers[i].HMACSecret)
+	}
+	for i := range c.Auth.Introspection {
+		hide(&c.Auth.Introspection[i].ClientSecret)
+	}
 }
 
 // clone deep-copies v: pointers, slices and maps are copied, not shared.

@@ -38,7 +38,8 @@ func (a *Auth) AllConsumers() []Consumer {
 // Consumer is one caller the gateway knows by its own credentials.
 type Consumer struct {
 	// ID identifies the consumer upstream (X-Consumer-Id) and in
-	// authorize.consumers. Required, unique.
+	// authorize.consumers. Required, unique, without ':' (reserved for
+	// ISSUER:ID in authorize.consumers).
 	ID string `yaml:"id" json:"id"`
 	// Scopes are granted to the consumer, as a token's scope claim would.
 	Scopes []string `yaml:"scopes" json:"scopes,omitempty"`
@@ -158,8 +159,15 @@ type IntrospectionProvider struct {
 	// CacheTTL is how long an answer is remembered (never past the token's
 	// exp; inactive answers at most 10s). Default 60s.
 	CacheTTL Duration `yaml:"cache_ttl" json:"cache_ttl,omitempty"`
-	// CacheSize bounds the number of answers remembered. Default 10000.
+	// CacheSize bounds the number of active answers remembered. Inactive
+	// answers are kept apart, in a cache of 1024 entries, so a flood of bad
+	// tokens cannot evict good ones. Default 10000.
 	CacheSize int `yaml:"cache_size" json:"cache_size,omitempty"`
+	// MaxConcurrentCalls bounds the introspection calls running at once;
+	// a request whose token would need one more gets 503 with Retry-After.
+	// Concurrent requests with the same new token share one call.
+	// Default 64.
+	MaxConcurrentCalls int `yaml:"max_concurrent_calls" json:"max_concurrent_calls,omitempty"`
 	// MaxTokenBytes is the longest token sent to the endpoint; longer ones
 	// are refused. Default 8KiB.
 	MaxTokenBytes ByteSize `yaml:"max_token_bytes" json:"max_token_bytes,omitempty"`
@@ -235,7 +243,11 @@ type Authorize struct {
 	// Claims the consumer's token (or consumer entry) must carry; each
 	// listed claim must have one of its allowed values.
 	Claims []ClaimRequirement `yaml:"claims" json:"claims,omitempty"`
-	// Consumers, when set, are the only consumer ids allowed.
+	// Consumers, when set, are the only consumers allowed: "ID" names a
+	// consumer of auth.consumers, "ISSUER:ID" the subject ID of tokens from
+	// the JWT issuer or introspection provider named ISSUER. A subject
+	// matches only with its issuer, so another issuer's token with the same
+	// subject is refused.
 	Consumers []string `yaml:"consumers" json:"consumers,omitempty"`
 }
 

@@ -32,6 +32,7 @@ const (
 	DefaultTokenCacheSize      = 10000
 	DefaultIntrospectTimeout   = 5 * time.Second
 	DefaultIntrospectCacheTTL  = 60 * time.Second
+	DefaultIntrospectMaxCalls  = 64
 	DefaultAPIKeyHeader        = "X-Api-Key"
 	DefaultRealm               = "portico"
 	// MinHMACSecretBytes is the shortest HS256 secret accepted (RFC 7518
@@ -63,6 +64,7 @@ func (c *Config) applyAuthDefaults() {
 		setDefault(&p.Timeout, Duration(DefaultIntrospectTimeout))
 		setDefault(&p.CacheTTL, Duration(DefaultIntrospectCacheTTL))
 		setDefault(&p.CacheSize, DefaultTokenCacheSize)
+		setDefault(&p.MaxConcurrentCalls, DefaultIntrospectMaxCalls)
 		setDefault(&p.MaxTokenBytes, DefaultMaxTokenBytes)
 	}
 	for i := range c.Routes {
@@ -129,6 +131,7 @@ func (v *validator) auth() {
 		a.FileConsumers = v.consumersFile(a.ConsumersFile, seen)
 	}
 	names := authNames{issuers: v.jwtIssuers(), providers: v.introspection()}
+	v.distinctIssuerNames(names)
 	for i := range v.cfg.Routes {
 		r := &v.cfg.Routes[i]
 		p := joinIndex("routes", i)
@@ -139,7 +142,7 @@ func (v *validator) auth() {
 			if r.Auth == nil {
 				v.errorf(p+".authorize", "authorize needs auth on the same route: without authentication every request is anonymous")
 			}
-			v.authorize(p+".authorize", r.Authorize)
+			v.authorize(p+".authorize", r.Authorize, names, seen)
 		}
 	}
 }
@@ -162,6 +165,9 @@ func (v *validator) consumers(p string, cs []Consumer, seen *consumerSeen) {
 			v.errorf(cp+".id", "missing required field: every consumer needs an id")
 		case !isConsumerID(c.ID):
 			v.errorf(cp+".id", "invalid consumer id %q: use printable characters without spaces, commas or quotes", c.ID)
+		case strings.Contains(c.ID, ":"):
+			// authorize.consumers writes token subjects as ISSUER:ID.
+			v.errorf(cp+".id", "invalid consumer id %q: ':' is reserved for token subjects in authorize.consumers (ISSUER:ID)", c.ID)
 		case dup:
 			v.errorf(cp+".id", "duplicate consumer id %q; first defined at %s", c.ID, first)
 		default:
@@ -416,6 +422,9 @@ func (v *validator) introspection() []string {
 		if ip.CacheSize < 0 {
 			v.errorf(p+".cache_size", "must not be negative")
 		}
+		if ip.MaxConcurrentCalls < 0 {
+			v.errorf(p+".max_concurrent_calls", "must not be negative")
+		}
 		if ip.MaxTokenBytes < 0 {
 			v.errorf(p+".max_token_bytes", "must not be negative: tokens always have a size limit")
 		}
@@ -486,7 +495,17 @@ func (v *validator) queryName(p, q string) {
 	}
 }
 
-func (v *validator) authorize(p string, a *Authorize) {
+// distinctIssuerNames refuses a JWT issuer and an introspection provider of
+// the same name: authorize.consumers names token subjects by it.
+func (v *validator) distinctIssuerNames(names authNames) {
+	for i, n := range v.cfg.Auth.Introspection {
+		if n.Name != "" && slices.Contains(names.issuers, n.Name) {
+			v.errorf(joinIndex("auth.introspection", i)+".name", "name %q is also a JWT issuer's: authorize.consumers names token subjects by issuer, so the names must differ", n.Name)
+		}
+	}
+}
+
+func (v *validator) authorize(p string, a *Authorize, names authNames, seen *consumerSeen) {
 	for name, r := range map[string]*Requirement{"scopes": a.Scopes, "roles": a.Roles} {
 		if r == nil {
 			continue
@@ -506,9 +525,21 @@ func (v *validator) authorize(p string, a *Authorize) {
 			v.errorf(cp+".any_of", "missing required field: the accepted values of claim %q", c.Name)
 		}
 	}
-	for i, id := range a.Consumers {
-		if !isConsumerID(id) {
-			v.errorf(joinIndex(p+".consumers", i), "invalid consumer id %q", id)
+	for i, entry := range a.Consumers {
+		ep := joinIndex(p+".consumers", i)
+		iss, id, qualified := strings.Cut(entry, ":")
+		switch {
+		case !isConsumerID(entry):
+			v.errorf(ep, "invalid consumer %q: use printable characters without spaces, commas or quotes", entry)
+		case !qualified:
+			if _, ok := seen.ids[entry]; !ok {
+				v.errorf(ep, "unknown consumer %q: a plain id names a consumer of auth.consumers; name a token subject with its issuer, as in \"ISSUER:%s\"", entry, entry)
+			}
+		case id == "":
+			v.errorf(ep, "invalid consumer %q: write ISSUER:ID with the token subject after ':'", entry)
+		case !slices.Contains(names.issuers, iss) && !slices.Contains(names.providers, iss):
+			all := append(slices.Clone(names.issuers), names.providers...)
+			v.errorf(ep, "unknown issuer %q in %q: name one of auth.jwt_issuers or auth.introspection%s", iss, entry, suggest(iss, all))
 		}
 	}
 	if a.Scopes == nil && a.Roles == nil && len(a.Claims) == 0 && len(a.Consumers) == 0 {

@@ -134,6 +134,29 @@ routes:
 			`test.yaml:33:16: routes[2].authorize.claims[0].any_of: missing required field: the accepted values of claim "tenant"`,
 			`test.yaml:37:16: routes[3].authorize: authorize needs auth on the same route: without authentication every request is anonymous`,
 		}},
+		{"authorize consumers", `auth:
+  consumers:
+    - {id: "svc:a"}
+    - {id: svc-b}
+  jwt_issuers:
+    - {name: corp, issuer: x, audiences: [y], algorithms: [ES256], jwks_url: "https://idp.example.com/jwks"}
+  introspection:
+    - {name: corp, url: "https://idp.example.com/introspect", client_id: c, client_secret: s}
+routes:
+  - name: r1
+    match: {path: /a}
+    service: s
+    auth: {jwt: {}}
+    authorize:
+      consumers: [svc-b, "corp:svc-b", "corp:user:1", svc-a, "crop:svc-a", "corp:", "a b"]
+`, []string{
+			`test.yaml:7:12: auth.consumers[0].id: invalid consumer id "svc:a": ':' is reserved for token subjects in authorize.consumers (ISSUER:ID)`,
+			`test.yaml:12:14: auth.introspection[0].name: name "corp" is also a JWT issuer's: authorize.consumers names token subjects by issuer, so the names must differ`,
+			`test.yaml:19:55: routes[0].authorize.consumers[3]: unknown consumer "svc-a": a plain id names a consumer of auth.consumers; name a token subject with its issuer, as in "ISSUER:svc-a"`,
+			`test.yaml:19:62: routes[0].authorize.consumers[4]: unknown issuer "crop" in "crop:svc-a": name one of auth.jwt_issuers or auth.introspection`,
+			`test.yaml:19:76: routes[0].authorize.consumers[5]: invalid consumer "corp:": write ISSUER:ID with the token subject after ':'`,
+			`test.yaml:19:85: routes[0].authorize.consumers[6]: invalid consumer "a b": use printable characters without spaces, commas or quotes`,
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

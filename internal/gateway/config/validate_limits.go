@@ -28,7 +28,7 @@ func (v *validator) limits() {
 		r := &v.cfg.Routes[i]
 		p := joinIndex("routes", i)
 		if r.RateLimit != nil {
-			v.rateLimit(p+".rate_limit", r.RateLimit)
+			v.rateLimit(p+".rate_limit", r.RateLimit, r.Auth != nil && r.Auth.APIKey != nil)
 		}
 		if r.IPFilter != nil {
 			v.ipFilter(p+".ip_filter", r.IPFilter)
@@ -58,7 +58,9 @@ func (v *validator) redis(p string, rd *Redis) {
 	}
 }
 
-func (v *validator) rateLimit(p string, rl *RateLimit) {
+// rateLimit checks a route's rate_limit; apiKeys says whether the route's
+// auth accepts API keys, which api_key key parts need.
+func (v *validator) rateLimit(p string, rl *RateLimit, apiKeys bool) {
 	if len(rl.Limits) == 0 && len(rl.Quotas) == 0 {
 		v.errorf(p, "set at least one of limits and quotas")
 	}
@@ -71,7 +73,7 @@ func (v *validator) rateLimit(p string, rl *RateLimit) {
 	for i, l := range rl.Limits {
 		lp := joinIndex(p+".limits", i)
 		v.limitName(lp, l.Name, names)
-		v.limitKey(lp+".key", l.Key)
+		v.limitKey(lp+".key", l.Key, apiKeys)
 		if l.Rate <= 0 {
 			v.errorf(lp+".rate", "missing required field: a positive number of requests per window")
 		}
@@ -90,7 +92,7 @@ func (v *validator) rateLimit(p string, rl *RateLimit) {
 	for i, q := range rl.Quotas {
 		qp := joinIndex(p+".quotas", i)
 		v.limitName(qp, q.Name, names)
-		v.limitKey(qp+".key", q.Key)
+		v.limitKey(qp+".key", q.Key, apiKeys)
 		if q.Limit <= 0 {
 			v.errorf(qp+".limit", "missing required field: a positive number of requests per period")
 		}
@@ -122,7 +124,7 @@ func (v *validator) limitName(p, name string, seen map[string]string) {
 	seen[name] = p + ".name"
 }
 
-func (v *validator) limitKey(p string, parts []string) {
+func (v *validator) limitKey(p string, parts []string, apiKeys bool) {
 	seen := map[string]bool{}
 	for i, part := range parts {
 		pp := joinIndex(p, i)
@@ -135,6 +137,12 @@ func (v *validator) limitKey(p string, parts []string) {
 		} else if !isOneOf(part, limitKeyParts) {
 			v.errorf(pp, "invalid key part %q: use client_ip, consumer, api_key or header:NAME%s", part, suggest(part, limitKeyParts))
 			continue
+		}
+		if part == "api_key" && !apiKeys {
+			// The part counts by the key auth verified; without API-key
+			// auth there is none, and a key the client merely sent must
+			// never choose the bucket.
+			v.errorf(pp, "key part \"api_key\" needs auth.api_key on the route: it counts by the API key the gateway verified")
 		}
 		if seen[part] {
 			v.errorf(pp, "duplicate key part %q", part)

@@ -98,6 +98,26 @@ rate_limits:
 			"routes[0].rate_limit.limits[2].rate: 2000000 requests per 1s is more than one per microsecond",
 			`routes[0].rate_limit.limits[2].store: invalid store "memory"`,
 		}},
+		{"api_key part without API-key auth", limitsBase + `    auth: {jwt: {}}
+    rate_limit:
+      limits:
+        - {rate: 3, key: [api_key]}
+      quotas:
+        - {limit: 5, period: day, store: local, key: [consumer, api_key]}
+  - name: open
+    match: {path: /open}
+    service: s
+    rate_limit:
+      limits:
+        - {rate: 3, key: [client_ip, api_key]}
+auth:
+  jwt_issuers:
+    - {name: corp, issuer: x, audiences: [y], algorithms: [ES256], jwks_url: "https://idp.example.com/jwks"}
+`, []string{
+			`test.yaml:12:27: routes[0].rate_limit.limits[0].key[0]: key part "api_key" needs auth.api_key on the route`,
+			`test.yaml:14:65: routes[0].rate_limit.quotas[0].key[1]: key part "api_key" needs auth.api_key on the route`,
+			`test.yaml:20:38: routes[1].rate_limit.limits[0].key[1]: key part "api_key" needs auth.api_key on the route`,
+		}},
 		{"quotas", limitsBase + `    rate_limit:
       quotas:
         - {limit: 0, period: week}

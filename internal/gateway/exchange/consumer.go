@@ -53,6 +53,11 @@ type Consumer struct {
 	Claims map[string][]string
 	// Forward are the claims sent upstream as X-Consumer-Claim-<Name>.
 	Forward []Claim
+	// KeyID identifies the API key a MethodAPIKey consumer authenticated
+	// with: a digest of the key's SHA-256 digest, stable across reloads and
+	// useless for recovering the key. Rate limits keyed by api_key count by
+	// it. Empty for every other method.
+	KeyID string
 
 	once    sync.Once
 	headers []HeaderField

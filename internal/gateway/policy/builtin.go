@@ -20,14 +20,21 @@ import (
 // 401 or 429); request rules run innermost, so the other policies see the
 // request as the client sent it and only the upstream sees the rewritten
 // headers.
+//
+// A route's rate_limit is split in two as well: limits and quotas keyed
+// only by client_ip and headers run before auth, so a flood of bad
+// credentials is throttled before any credential is checked; those keyed
+// by consumer or api_key need the identity auth records and run after
+// authorize.
 func Builtin() []Factory {
 	return []Factory{
 		{Name: "response_headers", Build: buildResponseHeaders},
 		{Name: "cors", Build: buildCORS},
 		{Name: "ip_filter", Build: buildIPFilter},
+		{Name: "rate_limit_pre_auth", Build: buildRateLimitPreAuth},
 		{Name: "auth", Build: buildAuth},
 		{Name: "authorize", Build: buildAuthorize},
-		{Name: "rate_limit", Build: buildRateLimit},
+		{Name: "rate_limit", Build: buildRateLimitPostAuth},
 		{Name: "body_limit", Build: buildBodyLimit},
 		{Name: "request_headers", Build: buildRequestHeaders},
 	}

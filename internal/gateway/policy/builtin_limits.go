@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 
 	"github.com/portico-dev/portico/internal/gateway/config"
 	"github.com/portico-dev/portico/internal/gateway/policy/cors"
@@ -78,7 +79,23 @@ func buildIPFilter(env Env, route *config.Route) (Middleware, error) {
 	return func(next http.Handler) http.Handler { return ipfilter.New(next, filter, onDenied) }, nil
 }
 
-func buildRateLimit(env Env, route *config.Route) (Middleware, error) {
+// ErrAPIKeyPartWithoutAPIKeyAuth is returned for a rate-limit key with an
+// api_key part on a route whose auth does not accept API keys: no request
+// of the route could ever fill the part.
+var ErrAPIKeyPartWithoutAPIKeyAuth = errors.New("key part \"api_key\" needs auth.api_key on the route")
+
+func buildRateLimitPreAuth(env Env, route *config.Route) (Middleware, error) {
+	return buildRateLimit(env, route, true)
+}
+
+func buildRateLimitPostAuth(env Env, route *config.Route) (Middleware, error) {
+	return buildRateLimit(env, route, false)
+}
+
+// buildRateLimit builds the limits and quotas of route that run before
+// auth (pre) or after it: those whose key needs the identity auth records
+// run after it, the others before.
+func buildRateLimit(env Env, route *config.Route, pre bool) (Middleware, error) {
 	rl := route.RateLimit
 	if rl == nil {
 		return nil, nil
@@ -86,13 +103,19 @@ func buildRateLimit(env Env, route *config.Route) (Middleware, error) {
 	if env.RateLimit == nil {
 		return nil, ErrNoRateLimitStores
 	}
-	// api_key parts read the key where the route's authentication does.
-	var keyHeader, keyQuery string
-	if route.Auth != nil && route.Auth.APIKey != nil {
-		keyHeader, keyQuery = route.Auth.APIKey.Header, route.Auth.APIKey.Query
-		if keyHeader == "" && keyQuery != "" {
-			keyHeader = "-" // query only: no header carries the key
+	apiKeys := route.Auth != nil && route.Auth.APIKey != nil
+	// Keys that need an identity run after auth; without auth on the route
+	// there is no identity to wait for.
+	phase := func(ks ratelimit.KeySpec) bool { return !ks.NeedsIdentity() || route.Auth == nil }
+	parse := func(field string, i int, parts []string) (ratelimit.KeySpec, error) {
+		ks, err := ratelimit.ParseKey(parts)
+		if err == nil && !apiKeys && slices.Contains(parts, "api_key") {
+			err = ErrAPIKeyPartWithoutAPIKeyAuth
 		}
+		if err != nil {
+			return ks, fmt.Errorf("rate_limit.%s[%d]: %w", field, i, err)
+		}
+		return ks, nil
 	}
 	cfg := ratelimit.Config{Route: route.Name, FailClosed: rl.FailClosed(), Headers: rl.HeadersEnabled()}
 	bucket := func(b, name string) string {
@@ -102,9 +125,12 @@ func buildRateLimit(env Env, route *config.Route) (Middleware, error) {
 		return route.Name + "/" + name
 	}
 	for i, l := range rl.Limits {
-		ks, err := ratelimit.ParseKey(l.Key, keyHeader, keyQuery)
+		ks, err := parse("limits", i, l.Key)
 		if err != nil {
-			return nil, fmt.Errorf("rate_limit.limits[%d]: %w", i, err)
+			return nil, err
+		}
+		if phase(ks) != pre {
+			continue
 		}
 		cfg.Rates = append(cfg.Rates, ratelimit.Rate{
 			Name: l.Name, Bucket: bucket(l.Bucket, l.Name), Key: ks,
@@ -113,18 +139,24 @@ func buildRateLimit(env Env, route *config.Route) (Middleware, error) {
 		})
 	}
 	for i, q := range rl.Quotas {
-		ks, err := ratelimit.ParseKey(q.Key, keyHeader, keyQuery)
+		ks, err := parse("quotas", i, q.Key)
 		if err != nil {
-			return nil, fmt.Errorf("rate_limit.quotas[%d]: %w", i, err)
+			return nil, err
 		}
 		period, err := ratelimit.ParsePeriod(q.Period)
 		if err != nil {
 			return nil, fmt.Errorf("rate_limit.quotas[%d]: %w", i, err)
 		}
+		if phase(ks) != pre {
+			continue
+		}
 		cfg.Quotas = append(cfg.Quotas, ratelimit.QuotaRule{
 			Name: q.Name, Bucket: bucket(q.Bucket, q.Name), Key: ks, Limit: q.Limit, Period: period,
 			Redis: q.Store != "local",
 		})
+	}
+	if len(cfg.Rates) == 0 && len(cfg.Quotas) == 0 {
+		return nil, nil
 	}
 	// Compile once here so a bad setting rejects the snapshot.
 	if _, err := ratelimit.New(http.NotFoundHandler(), cfg, env.RateLimit); err != nil {

@@ -117,7 +117,7 @@ func TestBuiltinIsFresh(t *testing.T) {
 		}
 		return n
 	}
-	want := []string{"response_headers", "cors", "ip_filter", "auth", "authorize", "rate_limit", "body_limit", "request_headers"}
+	want := []string{"response_headers", "cors", "ip_filter", "rate_limit_pre_auth", "auth", "authorize", "rate_limit", "body_limit", "request_headers"}
 	if !slices.Equal(names(a), want) {
 		t.Fatalf("Builtin() = %v, want %v", names(a), want)
 	}

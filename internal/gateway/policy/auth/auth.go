@@ -34,6 +34,7 @@ const (
 	ClassUnauthenticated = "unauthenticated"
 	ClassBadCredentials  = "bad_credentials"
 	ClassUnavailable     = "auth_unavailable"
+	ClassBusy            = "auth_busy"
 )
 
 // Error is why the policy refused a request. Its class names it in the
@@ -51,7 +52,12 @@ var (
 	errInvalid     = &Error{ClassUnauthenticated, "invalid credential"}
 	errAmbiguous   = &Error{ClassBadCredentials, "more than one credential"}
 	errUnavailable = &Error{ClassUnavailable, "credential could not be checked"}
+	errBusy        = &Error{ClassBusy, "too many credential checks in progress"}
 )
+
+// retryAfter is the Retry-After value of 503 answers: credential checks
+// that could not run now may succeed a second later.
+var retryAfter = []string{"1"}
 
 // Policy is the compiled authentication of one route.
 type Policy struct {
@@ -206,7 +212,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.verify(r, cred)
 	switch {
+	case errors.Is(err, ErrBusy), errors.Is(err, introspect.ErrBusy):
+		w.Header()["Retry-After"] = retryAfter
+		h.refuse(w, x, http.StatusServiceUnavailable, errBusy, nil, "too many credentials are being checked right now; try again shortly")
+		return
 	case errors.Is(err, jwt.ErrKeysUnavailable), errors.Is(err, introspect.ErrUnavailable):
+		w.Header()["Retry-After"] = retryAfter
 		h.refuse(w, x, http.StatusServiceUnavailable, errUnavailable, nil, "the credential cannot be checked right now; try again later")
 		return
 	case errors.Is(err, jwt.ErrExpired):
@@ -288,7 +299,7 @@ func (h *handler) verify(r *http.Request, cred found) (*exchange.Consumer, error
 		if !ok {
 			return nil, errInvalid
 		}
-		return h.p.store.Basic(user, pass), nil
+		return h.p.store.Basic(r.Context(), user, pass)
 	}
 	return h.bearerToken(r, cred.value)
 }

@@ -300,7 +300,7 @@ func BenchmarkAPIKeyLookup(b *testing.B) {
 		cfg.Consumers = append(cfg.Consumers, config.Consumer{ID: "c" + string(rune('a'+i%26)) + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}),
 			APIKeys: []config.APIKey{{SHA256: digest("key-" + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}) + "-0123456789")}}})
 	}
-	s, err := NewStore(cfg.Consumers)
+	s, err := NewStore(cfg.Consumers, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -9,8 +10,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portico-dev/portico/internal/gateway/config"
 	"github.com/portico-dev/portico/internal/gateway/exchange"
@@ -23,6 +22,15 @@ import (
 // starts from an empty cache.
 const basicCacheTTL = 5 * time.Minute
 
+// basicFailureTTL is how long a failed basic-auth check is remembered, so
+// a client repeating a wrong password costs a hash, not a bcrypt run, and
+// basicFailureCacheSize bounds those entries. Failures have a cache of
+// their own, so a flood of wrong passwords cannot evict good ones.
+const (
+	basicFailureTTL       = 10 * time.Second
+	basicFailureCacheSize = 4096
+)
+
 // dummyBcrypt is compared against when the user name is unknown, so an
 // unknown user costs as much time as a wrong password.
 var dummyBcrypt = []byte("$2a$10$ajHhcmTk.9S0js1lsVAhwe1fEI9jmDyY5ufvbllVoyAwy2y1Ctx7i")
@@ -34,9 +42,11 @@ var dummyBcrypt = []byte("$2a$10$ajHhcmTk.9S0js1lsVAhwe1fEI9jmDyY5ufvbllVoyAwy2y
 type Store struct {
 	// keys maps the first 8 bytes of a key's SHA-256 digest to the keys
 	// sharing them; the full digest is then compared in constant time.
-	keys  map[uint64][]storedKey
-	users map[string]storedUser
-	basic *tokencache.Cache[*exchange.Consumer]
+	keys   map[uint64][]storedKey
+	users  map[string]storedUser
+	basic  *tokencache.Cache[*exchange.Consumer]
+	failed *tokencache.Cache[struct{}]
+	gate   *Gate
 }
 
 type storedKey struct {
@@ -50,9 +60,16 @@ type storedUser struct {
 }
 
 // NewStore builds the store of cs, whose API keys must be SHA-256 digests
-// (the loader replaces plaintext keys by their digest).
-func NewStore(cs []config.Consumer) (*Store, error) {
-	s := &Store{keys: map[uint64][]storedKey{}, users: map[string]storedUser{}, basic: tokencache.New[*exchange.Consumer](1024, nil)}
+// (the loader replaces plaintext keys by their digest). gate bounds its
+// bcrypt comparisons; if nil, the store gets a gate of its own sized to
+// GOMAXPROCS.
+func NewStore(cs []config.Consumer, gate *Gate) (*Store, error) {
+	if gate == nil {
+		gate = NewGate(0, 0)
+	}
+	s := &Store{keys: map[uint64][]storedKey{}, users: map[string]storedUser{}, gate: gate,
+		basic:  tokencache.New[*exchange.Consumer](1024, nil),
+		failed: tokencache.New[struct{}](basicFailureCacheSize, nil)}
 	for i := range cs {
 		c := &cs[i]
 		base := &exchange.Consumer{ID: c.ID, Scopes: c.Scopes, Roles: c.Roles}
@@ -64,7 +81,6 @@ func NewStore(cs []config.Consumer) (*Store, error) {
 			}
 		}
 		if len(c.APIKeys) > 0 {
-			kc := withMethod(base, exchange.MethodAPIKey)
 			for j, k := range c.APIKeys {
 				var sum [sha256.Size]byte
 				if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
@@ -72,6 +88,10 @@ func NewStore(cs []config.Consumer) (*Store, error) {
 				} else {
 					copy(sum[:], b)
 				}
+				// One consumer per key, so rate limits keyed by api_key can
+				// tell a consumer's keys apart.
+				kc := withMethod(base, exchange.MethodAPIKey)
+				kc.KeyID = KeyID(sum)
 				idx := binary.BigEndian.Uint64(sum[:8])
 				s.keys[idx] = append(s.keys[idx], storedKey{sum: sum, consumer: kc})
 			}
@@ -103,23 +123,45 @@ func (s *Store) APIKey(key string) *exchange.Consumer {
 	return found
 }
 
+// KeyID returns the identity recorded for the API key whose SHA-256
+// digest is sum: a digest of the digest, so the identity can be kept in
+// rate-limit stores and Redis without being usable to recover or test the
+// key.
+func KeyID(sum [sha256.Size]byte) string {
+	id := sha256.Sum256(append([]byte("portico api key id\x00"), sum[:]...))
+	return hex.EncodeToString(id[:12])
+}
+
 // Basic returns the consumer with user name user and password pass, or
-// nil. Successful checks are remembered for a few minutes, keyed by a
-// digest of both.
-func (s *Store) Basic(user, pass string) *exchange.Consumer {
+// nil. Successful checks are remembered for a few minutes and failed ones
+// for a few seconds, keyed by a digest of both, so a repeated credential
+// costs a hash. Other checks wait for the gate; when it stays full, Basic
+// returns ErrBusy without checking.
+func (s *Store) Basic(ctx context.Context, user, pass string) (*exchange.Consumer, error) {
 	sum := sha256.Sum256([]byte(user + "\x00" + pass))
 	key := string(sum[:])
 	if c, ok := s.basic.Get(key); ok {
-		return c
+		return c, nil
 	}
-	u, ok := s.users[user]
-	if !ok {
-		_ = bcrypt.CompareHashAndPassword(dummyBcrypt, []byte(pass))
-		return nil
+	if _, ok := s.failed.Get(key); ok {
+		return nil, nil
 	}
-	if bcrypt.CompareHashAndPassword(u.hash, []byte(pass)) != nil {
-		return nil
+	hash := dummyBcrypt
+	u, known := s.users[user]
+	if known {
+		hash = u.hash
+	}
+	if !s.gate.acquire(ctx) {
+		return nil, ErrBusy
+	}
+	// An unknown user is compared against a dummy hash, so it costs as much
+	// as a wrong password.
+	err := s.gate.compare(hash, pass)
+	s.gate.release()
+	if !known || err != nil {
+		s.failed.Put(key, struct{}{}, time.Now().Add(basicFailureTTL))
+		return nil, nil
 	}
 	s.basic.Put(key, u.consumer, time.Now().Add(basicCacheTTL))
-	return u.consumer
+	return u.consumer, nil
 }

@@ -24,6 +24,7 @@ import (
 type Registry struct {
 	logger *slog.Logger
 	client *http.Client
+	gate   *Gate
 
 	mu         sync.Mutex
 	jwks       map[string]*jwt.JWKS
@@ -39,6 +40,7 @@ func NewRegistry(logger *slog.Logger) *Registry {
 	}
 	return &Registry{
 		logger: logger,
+		gate:   NewGate(0, 0),
 		// Redirects are not followed: keys and token answers come from
 		// exactly the configured URL.
 		client:     &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -47,6 +49,10 @@ func NewRegistry(logger *slog.Logger) *Registry {
 		introspect: map[string]*introspect.Client{},
 	}
 }
+
+// BasicComparisons returns the number of bcrypt comparisons the gateway
+// has run for basic authentication, in every snapshot.
+func (r *Registry) BasicComparisons() int64 { return r.gate.Comparisons() }
 
 // Begin starts drawing providers for one snapshot built from cfg.
 func (r *Registry) Begin(cfg *config.Auth) *Providers {
@@ -88,7 +94,7 @@ func (p *Providers) Config() *config.Auth { return p.cfg }
 // snapshot.
 func (p *Providers) Consumers() (*Store, error) {
 	if !p.built {
-		p.store, p.storeErr = NewStore(p.cfg.AllConsumers())
+		p.store, p.storeErr = NewStore(p.cfg.AllConsumers(), p.reg.gate)
 		p.built = true
 	}
 	return p.store, p.storeErr
@@ -206,7 +212,7 @@ func (p *Providers) Introspector(name string) (*introspect.Client, error) {
 	if !ok {
 		c, err = introspect.New(introspect.Options{
 			Name: pc.Name, URL: pc.URL, ClientID: pc.ClientID, ClientSecret: pc.ClientSecret,
-			Audiences: pc.Audiences, Timeout: pc.Timeout.D(), CacheTTL: pc.CacheTTL.D(), CacheSize: pc.CacheSize,
+			Audiences: pc.Audiences, Timeout: pc.Timeout.D(), CacheTTL: pc.CacheTTL.D(), CacheSize: pc.CacheSize, MaxConcurrent: pc.MaxConcurrentCalls,
 			MaxTokenBytes: int(pc.MaxTokenBytes), ForwardClaims: pc.ForwardClaims, Client: p.reg.client,
 		})
 		if err != nil {

@@ -1,6 +1,6 @@
 // Package authz is the authorization policy: it checks that the consumer
 // the auth policy recorded holds what the route requires (scopes, roles,
-// claim values, consumer ids) and refuses the request otherwise.
+// claim values, consumers) and refuses the request otherwise.
 //
 // An anonymous request (a route with optional auth and no credential) is
 // refused with 401 and the route's challenges, since credentials could
@@ -41,8 +41,31 @@ var errAnonymous = &Error{ClassUnauthenticated, "anonymous request on a route th
 type Rules struct {
 	scopes, roles req
 	claims        []claimReq
-	consumers     []string
+	consumers     []ConsumerRef
 	challenges    []string
+}
+
+// ConsumerRef names one consumer in authorize.consumers: a consumer of the
+// configuration (Issuer empty) or the subject of a JWT issuer or
+// introspection provider, named by its configuration name.
+type ConsumerRef struct {
+	Issuer string
+	ID     string
+}
+
+// ParseConsumerRef reads an authorize.consumers entry: "ID" for a consumer
+// of auth.consumers, "ISSUER:ID" for a token subject vouched for by the JWT
+// issuer or introspection provider named ISSUER. Only the first ':'
+// separates, so a subject may contain more.
+func ParseConsumerRef(s string) ConsumerRef {
+	if iss, id, ok := strings.Cut(s, ":"); ok {
+		return ConsumerRef{Issuer: iss, ID: id}
+	}
+	return ConsumerRef{ID: s}
+}
+
+func (ref ConsumerRef) matches(c *exchange.Consumer) bool {
+	return c.ID == ref.ID && c.Issuer == ref.Issuer
 }
 
 type req struct {
@@ -60,7 +83,10 @@ type claimReq struct {
 // Compile builds the rules of a, answering anonymous requests with
 // challenges in WWW-Authenticate.
 func Compile(a *config.Authorize, challenges []string) *Rules {
-	r := &Rules{consumers: a.Consumers, challenges: challenges}
+	r := &Rules{challenges: challenges}
+	for _, s := range a.Consumers {
+		r.consumers = append(r.consumers, ParseConsumerRef(s))
+	}
 	if s := a.Scopes; s != nil {
 		r.scopes = newReq("scope", s)
 	}
@@ -97,7 +123,7 @@ func (r *Rules) Check(c *exchange.Consumer) string {
 			return cr.detail
 		}
 	}
-	if len(r.consumers) > 0 && !slices.Contains(r.consumers, c.ID) {
+	if len(r.consumers) > 0 && !slices.ContainsFunc(r.consumers, func(ref ConsumerRef) bool { return ref.matches(c) }) {
 		return "this consumer is not allowed on this route"
 	}
 	return ""

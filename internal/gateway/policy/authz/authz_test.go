@@ -59,6 +59,35 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
+// TestConsumersNameTheIssuer pins down the bug where authorize.consumers
+// compared the id alone, so any issuer's token with sub "svc-a" passed
+// "consumers: [svc-a]". A plain id names a consumer of auth.consumers; a
+// token subject is named with its issuer.
+func TestConsumersNameTheIssuer(t *testing.T) {
+	t.Parallel()
+	rules := Compile(&config.Authorize{Consumers: []string{"svc-a", "idp:user:42"}}, nil)
+	tests := []struct {
+		c  *exchange.Consumer
+		ok bool
+	}{
+		{&exchange.Consumer{ID: "svc-a", Method: exchange.MethodAPIKey}, true},
+		{&exchange.Consumer{ID: "svc-a", Method: exchange.MethodJWT, Issuer: "idp"}, false},
+		{&exchange.Consumer{ID: "svc-a", Method: exchange.MethodIntrospection, Issuer: "oauth"}, false},
+		{&exchange.Consumer{ID: "user:42", Method: exchange.MethodJWT, Issuer: "idp"}, true},
+		{&exchange.Consumer{ID: "user:42", Method: exchange.MethodJWT, Issuer: "other"}, false},
+		{&exchange.Consumer{ID: "user:42", Method: exchange.MethodBasic}, false},
+		{&exchange.Consumer{ID: "42", Method: exchange.MethodJWT, Issuer: "idp:user"}, false},
+	}
+	for _, tc := range tests {
+		if got := rules.Check(tc.c) == ""; got != tc.ok {
+			t.Errorf("consumer %q of issuer %q: allowed=%v, want %v", tc.c.ID, tc.c.Issuer, got, tc.ok)
+		}
+	}
+	if ref := ParseConsumerRef("idp:a:b"); ref != (ConsumerRef{Issuer: "idp", ID: "a:b"}) {
+		t.Errorf("ParseConsumerRef = %+v", ref)
+	}
+}
+
 func BenchmarkCheck(b *testing.B) {
 	rules := Compile(&config.Authorize{Scopes: &config.Requirement{AllOf: []string{"orders:read"}}, Roles: &config.Requirement{AnyOf: []string{"ops"}}}, nil)
 	c := &exchange.Consumer{ID: "a", Scopes: []string{"x", "orders:read"}, Roles: []string{"ops"}}
@@ -68,4 +97,26 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal("refused")
 		}
 	}
+}
+
+func FuzzParseConsumerRef(f *testing.F) {
+	for _, s := range []string{"svc-a", "idp:svc-a", "idp:user:42", ":x", "x:", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref := ParseConsumerRef(s)
+		if strings.Contains(ref.Issuer, ":") {
+			t.Fatalf("issuer %q contains ':'", ref.Issuer)
+		}
+		joined := ref.ID
+		if strings.Contains(s, ":") {
+			joined = ref.Issuer + ":" + ref.ID
+		}
+		if joined != s {
+			t.Fatalf("ParseConsumerRef(%q) = %+v, which does not join back", s, ref)
+		}
+		if !strings.Contains(s, ":") && ref.Issuer != "" {
+			t.Fatalf("a plain id %q got issuer %q", s, ref.Issuer)
+		}
+	})
 }

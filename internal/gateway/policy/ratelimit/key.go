@@ -38,22 +38,18 @@ type keyPart struct {
 // is kept by.
 type KeySpec struct {
 	parts []keyPart
-	// apiKeyHeader and apiKeyQuery are where api_key parts are read.
-	apiKeyHeader, apiKeyQuery string
 }
 
 // ParseKey compiles key parts: "client_ip", "consumer", "api_key" and
-// "header:NAME". API keys are read from apiKeyHeader (default X-Api-Key)
-// or, when it is empty in the request, from the query parameter
-// apiKeyQuery (if set).
-func ParseKey(parts []string, apiKeyHeader, apiKeyQuery string) (KeySpec, error) {
+// "header:NAME". The consumer and api_key parts read what the auth policy
+// recorded in the exchange (the authenticated consumer, the identity of
+// the API key it presented), never the request itself, so a client cannot
+// choose its own bucket by sending a made-up key.
+func ParseKey(parts []string) (KeySpec, error) {
 	if len(parts) == 0 {
 		parts = []string{"client_ip"}
 	}
-	if apiKeyHeader == "" {
-		apiKeyHeader = "X-Api-Key"
-	}
-	ks := KeySpec{apiKeyHeader: http.CanonicalHeaderKey(apiKeyHeader), apiKeyQuery: apiKeyQuery}
+	var ks KeySpec
 	for _, p := range parts {
 		switch p {
 		case "client_ip":
@@ -71,6 +67,18 @@ func ParseKey(parts []string, apiKeyHeader, apiKeyQuery string) (KeySpec, error)
 		}
 	}
 	return ks, nil
+}
+
+// NeedsIdentity reports whether the key has a part only authentication can
+// fill (consumer or api_key); a limit with such a key must run after the
+// auth policy, any other may run before it.
+func (ks KeySpec) NeedsIdentity() bool {
+	for _, p := range ks.parts {
+		if p.kind == partConsumer || p.kind == partAPIKey {
+			return true
+		}
+	}
+	return false
 }
 
 // append writes the key of r to b: bucket, then one "|tag=value" per part.
@@ -92,12 +100,11 @@ func (ks *KeySpec) append(b []byte, bucket string, r *http.Request, x *exchange.
 				continue
 			}
 		case partAPIKey:
-			if v := ks.apiKey(r); v != "" {
-				// The key is a secret: only its digest goes into memory and
-				// Redis.
-				sum := sha256.Sum256([]byte(v))
-				b = append(b, "k=#"...)
-				b = hex.AppendEncode(b, sum[:16])
+			// The identity auth recorded is a digest of the key's digest:
+			// the key itself never reaches memory or Redis.
+			if x != nil && x.Consumer != nil && x.Consumer.KeyID != "" {
+				b = append(b, "k="...)
+				b = appendValue(b, x.Consumer.KeyID)
 				continue
 			}
 		case partHeader:
@@ -110,16 +117,6 @@ func (ks *KeySpec) append(b []byte, bucket string, r *http.Request, x *exchange.
 		b = appendClientIP(b, x)
 	}
 	return b
-}
-
-func (ks *KeySpec) apiKey(r *http.Request) string {
-	if v := r.Header[ks.apiKeyHeader]; len(v) > 0 && v[0] != "" {
-		return v[0]
-	}
-	if ks.apiKeyQuery != "" && r.URL != nil && r.URL.RawQuery != "" {
-		return r.URL.Query().Get(ks.apiKeyQuery)
-	}
-	return ""
 }
 
 func appendClientIP(b []byte, x *exchange.Exchange) []byte {

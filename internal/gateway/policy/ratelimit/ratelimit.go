@@ -166,10 +166,15 @@ type verdict struct {
 }
 
 func (v *verdict) add(res Result) {
-	if !v.have || res.Remaining < v.report.Remaining ||
-		res.Remaining == v.report.Remaining && res.ResetAfter > v.report.ResetAfter {
+	if !v.have || tighter(res, v.report) {
 		v.report, v.have = res, true
 	}
+}
+
+// tighter reports whether a is the result to show rather than b: the one
+// with the least remaining, then the one that takes longest to refill.
+func tighter(a, b Result) bool {
+	return a.Remaining < b.Remaining || a.Remaining == b.Remaining && a.ResetAfter > b.ResetAfter
 }
 
 func (h *handler) check(ctx context.Context, r *http.Request, x *exchange.Exchange) verdict {
@@ -238,10 +243,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x != nil {
 		reqID = x.ID
 	}
+	// A route whose limits run on both sides of auth has two handlers; the
+	// outer one's writer reaches this one unchanged, since auth and
+	// authorize do not wrap the writer. This handler then reports through
+	// it instead of wrapping again.
+	outer, _ := w.(*headerWriter)
 	switch {
 	case v.storeErr != nil:
 		if x != nil {
 			x.Err = ErrStoreDown
+		}
+		if outer != nil {
+			outer.done = true
 		}
 		w.Header()["Retry-After"] = []string{"1"}
 		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable,
@@ -250,6 +263,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case v.refused != "":
 		if x != nil {
 			x.Err = ErrLimited
+		}
+		if outer != nil {
+			// The refusing limit is the one to report.
+			outer.done = true
 		}
 		retry := formatSeconds(max(v.report.RetryAfter, time.Second))
 		hd := w.Header()
@@ -262,6 +279,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.headers || !v.have {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	if outer != nil {
+		if tighter(v.report, outer.res) {
+			outer.res = v.report
+		}
 		h.next.ServeHTTP(w, r)
 		return
 	}

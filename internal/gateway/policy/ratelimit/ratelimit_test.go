@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func newShared(t testing.TB) *Shared {
 
 func mustKey(t testing.TB, parts ...string) KeySpec {
 	t.Helper()
-	ks, err := ParseKey(parts, "", "")
+	ks, err := ParseKey(parts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,16 +219,19 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(okHandler(), Config{}, nil); err == nil {
 		t.Error("nil stores accepted")
 	}
-	if _, err := ParseKey([]string{"cookie"}, "", ""); err == nil {
+	if _, err := ParseKey([]string{"cookie"}); err == nil {
 		t.Error("unknown key part accepted")
 	}
 }
 
 func TestKeys(t *testing.T) {
 	t.Parallel()
-	ks, err := ParseKey([]string{"consumer", "api_key", "header:x-tenant", "client_ip"}, "X-Key", "key")
+	ks, err := ParseKey([]string{"consumer", "api_key", "header:x-tenant", "client_ip"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !ks.NeedsIdentity() || mustKey(t, "client_ip", "header:x").NeedsIdentity() {
+		t.Error("NeedsIdentity is wrong")
 	}
 	build := func(r *http.Request) string {
 		return string(ks.append(nil, "b", r, exchange.From(r.Context())))
@@ -236,22 +240,76 @@ func TestKeys(t *testing.T) {
 	if got, want := build(anon), "b|ip=192.0.2.1|ip=192.0.2.1|ip=192.0.2.1|ip=192.0.2.1"; got != want {
 		t.Errorf("anonymous key = %q, want %q: missing parts fall back to the client IP", got, want)
 	}
-	r := request("192.0.2.1", &exchange.Consumer{ID: "alice", Issuer: "idp"})
-	r.Header.Set("X-Key", "secret-key")
+	r := request("192.0.2.1", &exchange.Consumer{ID: "alice", Issuer: "idp", KeyID: "0123abcd"})
 	r.Header.Set("X-Tenant", "acme")
-	got := build(r)
-	if !strings.HasPrefix(got, "b|c=idp/alice|k=#") || !strings.HasSuffix(got, "|h=acme|ip=192.0.2.1") || strings.Contains(got, "secret") {
-		t.Errorf("key = %q", got)
-	}
-	q := request("192.0.2.1", nil)
-	q.URL.RawQuery = "key=secret-key"
-	if a, b := build(q), got; !strings.Contains(a, b[strings.Index(b, "|k="):strings.Index(b, "|h=")]) {
-		t.Errorf("API key from the query %q differs from the one from the header %q", a, b)
+	if got, want := build(r), "b|c=idp/alice|k=0123abcd|h=acme|ip=192.0.2.1"; got != want {
+		t.Errorf("key = %q, want %q", got, want)
 	}
 	long := request("192.0.2.1", nil)
 	long.Header.Set("X-Tenant", strings.Repeat("a", 1000))
 	if k := build(long); len(k) > 200 || !strings.Contains(k, "h=#") {
 		t.Errorf("long header value kept as is: %d bytes", len(k))
+	}
+}
+
+// TestAPIKeyPartIgnoresRequest pins down the bug where the api_key part
+// read the X-Api-Key header itself: after auth stripped it the part fell
+// back to the client IP, and on a route that did not check the header a
+// made-up value per request opened a fresh bucket each time. The part now
+// reads only the key identity auth recorded.
+func TestAPIKeyPartIgnoresRequest(t *testing.T) {
+	t.Parallel()
+	ks := mustKey(t, "api_key")
+	for i, r := range []*http.Request{request("192.0.2.1", nil), request("192.0.2.1", &exchange.Consumer{ID: "jwt-sub", Issuer: "idp"})} {
+		r.Header.Set("X-Api-Key", "made-up-"+strconv.Itoa(i))
+		r.URL.RawQuery = "api_key=made-up"
+		if got := string(ks.append(nil, "b", r, exchange.From(r.Context()))); got != "b|ip=192.0.2.1" {
+			t.Errorf("request %d: key %q, want the client IP", i, got)
+		}
+	}
+}
+
+// TestPreAndPostAuthHeaders: a route whose limits run on both sides of
+// auth reports the tighter of the two in its RateLimit headers, and the
+// refusing one on a 429.
+func TestPreAndPostAuthHeaders(t *testing.T) {
+	t.Parallel()
+	shared := newShared(t)
+	post, err := New(okHandler(), Config{Route: "r", Headers: true, Rates: []Rate{
+		{Name: "per-consumer", Bucket: "r/c", Key: mustKey(t, "consumer"), Limit: Limit{Rate: 2, Period: time.Hour}},
+	}}, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, err := New(post, Config{Route: "r", Headers: true, Rates: []Rate{
+		{Name: "per-ip", Bucket: "r/ip", Key: mustKey(t, "client_ip"), Limit: Limit{Rate: 5, Period: time.Hour}},
+	}}, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &exchange.Consumer{ID: "alice"}
+	for i, want := range []string{"1", "0"} {
+		w := serve(pre, request("192.0.2.9", alice))
+		if w.Code != 200 || w.Header().Get(HeaderLimit) != "2" || w.Header().Get(HeaderRemaining) != want {
+			t.Fatalf("request %d: %d %v", i, w.Code, w.Header())
+		}
+	}
+	w := serve(pre, request("192.0.2.9", alice))
+	if w.Code != 429 || w.Header().Get(HeaderLimit) != "2" || w.Header().Get(HeaderRemaining) != "0" {
+		t.Fatalf("refused by the post-auth limit: %d %v", w.Code, w.Header())
+	}
+	w = serve(pre, request("192.0.2.9", &exchange.Consumer{ID: "bob"}))
+	// Both have one left; the IP limit takes longer to refill.
+	if w.Code != 200 || w.Header().Get(HeaderLimit) != "5" || w.Header().Get(HeaderRemaining) != "1" {
+		t.Fatalf("bob: %d %v", w.Code, w.Header())
+	}
+	w = serve(pre, request("192.0.2.9", &exchange.Consumer{ID: "carol"}))
+	if w.Code != 200 || w.Header().Get(HeaderLimit) != "5" || w.Header().Get(HeaderRemaining) != "0" {
+		t.Fatalf("carol, 5th request from the IP: %d %v, want the IP limit reported", w.Code, w.Header())
+	}
+	w = serve(pre, request("192.0.2.9", &exchange.Consumer{ID: "dave"}))
+	if w.Code != 429 || w.Header().Get(HeaderLimit) != "5" {
+		t.Fatalf("6th request from the IP: %d %v", w.Code, w.Header())
 	}
 }
 

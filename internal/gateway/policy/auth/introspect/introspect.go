@@ -1,6 +1,13 @@
 // Package introspect asks an OAuth 2.0 authorization server whether an
-// opaque bearer token is active (RFC 7662) and remembers the answers in a
-// cache bounded in size and time.
+// opaque bearer token is active (RFC 7662) and remembers the answers in
+// caches bounded in size and time.
+//
+// Unknown tokens are what an attacker can produce without limit, so each
+// costs at most one call however many requests carry it at once
+// (concurrent requests for the same new token share one call), the calls
+// running at once are bounded, and inactive answers are kept in a small
+// cache of their own, so a flood of bad tokens cannot evict the active
+// ones.
 package introspect
 
 import (
@@ -13,6 +20,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portico-dev/portico/internal/gateway/exchange"
@@ -28,6 +36,15 @@ var (
 	// ErrUnavailable means the server could not be asked or gave an
 	// unusable answer; the token's validity is unknown.
 	ErrUnavailable = errors.New("introspect: token introspection is unavailable")
+	// ErrBusy means MaxConcurrent calls are already running; the token was
+	// not checked.
+	ErrBusy = errors.New("introspect: too many introspection calls in progress")
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConcurrent     = 64
+	DefaultInactiveCacheSize = 1024
 )
 
 // maxInactiveTTL bounds how long an inactive answer is remembered, so a
@@ -52,8 +69,14 @@ type Options struct {
 	// CacheTTL is how long an active answer is remembered, never past the
 	// token's exp. Default 60s.
 	CacheTTL time.Duration
-	// CacheSize bounds the cache. Default 10000.
+	// CacheSize bounds the cache of active answers. Default 10000.
 	CacheSize int
+	// InactiveCacheSize bounds the separate cache of inactive answers.
+	// Default 1024.
+	InactiveCacheSize int
+	// MaxConcurrent bounds the calls running at once; a token that would
+	// need one more gets ErrBusy. Default 64.
+	MaxConcurrent int
 	// MaxTokenBytes is the longest token sent. Default 8KiB.
 	MaxTokenBytes int
 	// ForwardClaims are response members copied to Consumer.Forward.
@@ -66,12 +89,22 @@ type Options struct {
 
 // Client introspects tokens at one endpoint. It is safe for concurrent use.
 type Client struct {
-	opts  Options
-	cache *tokencache.Cache[*answer]
+	opts     Options
+	cache    *tokencache.Cache[*exchange.Consumer]
+	inactive *tokencache.Cache[struct{}]
+	slots    chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]*call
 }
 
-// answer is a cached introspection result; consumer is nil when inactive.
-type answer struct{ consumer *exchange.Consumer }
+// call is one introspection call that concurrent requests for the same
+// token wait for.
+type call struct {
+	done     chan struct{}
+	consumer *exchange.Consumer
+	err      error
+}
 
 // New returns a client for opts.
 func New(opts Options) (*Client, error) {
@@ -87,6 +120,12 @@ func New(opts Options) (*Client, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 10000
 	}
+	if opts.InactiveCacheSize <= 0 {
+		opts.InactiveCacheSize = DefaultInactiveCacheSize
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if opts.MaxTokenBytes <= 0 {
 		opts.MaxTokenBytes = 8 << 10
 	}
@@ -96,20 +135,59 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Client{opts: opts, cache: tokencache.New[*answer](opts.CacheSize, opts.Now)}, nil
+	return &Client{
+		opts:     opts,
+		cache:    tokencache.New[*exchange.Consumer](opts.CacheSize, opts.Now),
+		inactive: tokencache.New[struct{}](opts.InactiveCacheSize, opts.Now),
+		slots:    make(chan struct{}, opts.MaxConcurrent),
+		inflight: map[string]*call{},
+	}, nil
 }
 
 // Introspect returns the consumer an active token stands for.
 func (c *Client) Introspect(ctx context.Context, token string) (*exchange.Consumer, error) {
-	if a, ok := c.cache.Get(token); ok {
-		if a.consumer == nil {
-			return nil, ErrInactive
-		}
-		return a.consumer, nil
+	if cons, ok := c.cache.Get(token); ok {
+		return cons, nil
+	}
+	if _, ok := c.inactive.Get(token); ok {
+		return nil, ErrInactive
 	}
 	if len(token) > c.opts.MaxTokenBytes {
 		return nil, ErrInactive
 	}
+	c.mu.Lock()
+	if cl, ok := c.inflight[token]; ok {
+		c.mu.Unlock()
+		select {
+		case <-cl.done:
+			return cl.consumer, cl.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.mu.Unlock()
+		return nil, ErrBusy
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[token] = cl
+	c.mu.Unlock()
+
+	// The call outlives the request that started it when that request is
+	// cancelled: others may be waiting for the same answer.
+	cl.consumer, cl.err = c.introspect(context.WithoutCancel(ctx), token)
+	<-c.slots
+	c.mu.Lock()
+	delete(c.inflight, token)
+	c.mu.Unlock()
+	close(cl.done)
+	return cl.consumer, cl.err
+}
+
+// introspect asks the server about token and caches the answer.
+func (c *Client) introspect(ctx context.Context, token string) (*exchange.Consumer, error) {
 	resp, err := c.call(ctx, token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -117,14 +195,14 @@ func (c *Client) Introspect(ctx context.Context, token string) (*exchange.Consum
 	now := c.opts.Now()
 	consumer, exp := c.consumer(resp, now)
 	if consumer == nil {
-		c.cache.Put(token, &answer{}, now.Add(min(c.opts.CacheTTL, maxInactiveTTL)))
+		c.inactive.Put(token, struct{}{}, now.Add(min(c.opts.CacheTTL, maxInactiveTTL)))
 		return nil, ErrInactive
 	}
 	until := now.Add(c.opts.CacheTTL)
 	if !exp.IsZero() && exp.Before(until) {
 		until = exp
 	}
-	c.cache.Put(token, &answer{consumer: consumer}, until)
+	c.cache.Put(token, consumer, until)
 	return consumer, nil
 }
 
