@@ -380,8 +380,9 @@ func TestPostRetriedOnlyWithIdempotencyKey(t *testing.T) {
 	}
 }
 
-// TestRetryBudgetDuringOutage: with every backend failing, upstream
-// attempts stay within 1.2 times the client requests.
+// TestRetryBudgetDuringOutage: with every backend failing, concurrent
+// clients cannot make retries multiply the load: upstream attempts stay
+// within 1.2 times the client requests plus the budget's minimum rate.
 func TestRetryBudgetDuringOutage(t *testing.T) {
 	t.Parallel()
 	bad1, bad2 := newKillable(t, 503), newKillable(t, 503)
@@ -390,18 +391,54 @@ func TestRetryBudgetDuringOutage(t *testing.T) {
     retry_budget: {percent: 20, min_per_second: 1}
 `, `    retry: {attempts: 5, backoff_base: 1ms, backoff_max: 1ms}
 `))
-	c := httpClient()
-	const n = 400
-	for range n {
-		res, _ := get(t, c, g.base+"/x")
-		if res.StatusCode != 503 {
-			t.Fatalf("status %d", res.StatusCode)
-		}
+	const clients, perClient = 4, 100
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			c := httpClient()
+			for range perClient {
+				if time.Now().After(deadline) {
+					return
+				}
+				sent.Add(1)
+				res, err := c.Get(g.base + "/x")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 503 {
+					t.Errorf("status %d", res.StatusCode)
+					return
+				}
+			}
+		})
 	}
-	if attempts := bad1.hits.Load() + bad2.hits.Load(); attempts > n*12/10 {
-		t.Errorf("%d upstream attempts for %d requests", attempts, n)
+	wg.Wait()
+	elapsed := time.Since(start)
+	// The budget counts in one-second buckets over a 10s window (the
+	// default) and allows, over that window, the larger of 20% of its
+	// requests and min_per_second × 10s = 10 retries. A run shorter than
+	// 9s touches at most 10 distinct seconds, so all of it is one window:
+	//   retries ≤ max(0.2·n, 10) ≤ 0.2·n + 10
+	//   attempts = n + retries ≤ 1.2·n + 10, i.e. 10·attempts ≤ 12·n + 100.
+	if elapsed >= 9*time.Second {
+		t.Fatalf("the run took %v; the bound below holds for one budget window", elapsed)
 	}
-	_, body := get(t, c, g.admin+"/metrics")
+	n := sent.Load()
+	attempts := bad1.hits.Load() + bad2.hits.Load()
+	t.Logf("%d requests from %d clients in %v: %d upstream attempts", n, clients, elapsed, attempts)
+	if 10*attempts > 12*n+100 {
+		t.Errorf("%d upstream attempts for %d requests, want at most 1.2·%d + 10", attempts, n, n)
+	}
+	if attempts <= n {
+		t.Errorf("%d upstream attempts for %d requests: no retry was sent, the budget was not exercised", attempts, n)
+	}
+	_, body := get(t, httpClient(), g.admin+"/metrics")
 	if !contains(body, `portico_upstream_retries_denied_total{service="pool"}`) || !contains(body, "portico_upstream_attempts_total") {
 		t.Errorf("retry metrics missing:\n%s", grep(body, "portico_upstream_"))
 	}

@@ -138,7 +138,14 @@ func (hg *hedger) race(a *attempt, req *http.Request, d time.Duration) (*http.Re
 			pending--
 			if l.err == nil {
 				hg.record(time.Since(l.start))
-				hg.adopt(a, l, failed, pending, results)
+				var loser *leg
+				if pending > 0 {
+					loser = primary
+					if l == primary {
+						loser = second
+					}
+				}
+				hg.adopt(a, l, failed, loser, results)
 				return l.res, nil
 			}
 			if pending == 0 {
@@ -169,9 +176,12 @@ func (hg *hedger) settleFailed(primary, other *leg) error {
 	return primary.err
 }
 
-// adopt makes the winning leg the attempt's, cancels the other and reports
-// its outcome once it ends.
-func (hg *hedger) adopt(a *attempt, win, failed *leg, pending int, results chan *leg) {
+// adopt makes the winning leg the attempt's. A leg still running (loser)
+// is canceled at once, as soon as the winner's headers are in rather than
+// when its response ends, so a hung endpoint does not hold a connection,
+// an in-flight count and a retry slot for the length of a streamed
+// response; its outcome is reported in the background once it returns.
+func (hg *hedger) adopt(a *attempt, win, failed, loser *leg, results chan *leg) {
 	if win.ep != a.ep {
 		a.ep, a.done, a.start = win.ep, win.done, win.start
 		a.ex.Endpoint = win.ep.URL.Host
@@ -186,14 +196,14 @@ func (hg *hedger) adopt(a *attempt, win, failed *leg, pending int, results chan 
 		failed.cancel()
 		hg.finishLeg(failed, upstream.Outcome{Err: failed.err})
 	}
-	if pending > 0 {
+	if loser != nil {
+		loser.cancel()
 		go func() {
 			l := <-results
-			l.cancel()
 			if l.res != nil {
-				_, _ = io.CopyN(io.Discard, l.res.Body, 4<<10)
 				l.res.Body.Close()
 			}
+			// Canceled by the hedge: no verdict on the endpoint.
 			hg.finishLeg(l, upstream.Outcome{})
 		}()
 	}
@@ -220,16 +230,19 @@ func (hg *hedger) launch(a *attempt, req *http.Request, results chan<- *leg) *le
 		pool.Stats().RetriesDenied.Add(1)
 		return nil
 	}
-	if !pool.Budget().Withdraw(time.Now()) {
+	withdrawn := time.Now()
+	if !pool.Budget().Withdraw(withdrawn) {
 		pool.ReleaseRetry()
 		pool.Stats().RetriesDenied.Add(1)
 		return nil
 	}
 	ep, done, err := pool.Select(a.in, &a.c.tried)
 	if err != nil || a.c.tried.Has(ep) {
+		// No other endpoint: no hedge is sent, so nothing is spent.
 		if err == nil {
 			done(upstream.Outcome{})
 		}
+		pool.Budget().Refund(withdrawn)
 		pool.ReleaseRetry()
 		return nil
 	}

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -72,5 +75,80 @@ func waitCond(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHedgeLoserCanceledAtWinnerHeaders pins down a bug where the losing
+// leg of a hedge was canceled only after the winner's whole response had
+// been relayed: with a hung first endpoint and a streaming winner, the hung
+// request held its connection, in-flight count and retry slot for the whole
+// stream. The loser must be canceled as soon as the winner's headers arrive.
+func TestHedgeLoserCanceledAtWinnerHeaders(t *testing.T) {
+	t.Parallel()
+	var canceledAt, headersAt atomic.Int64
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			canceledAt.Store(time.Now().UnixNano())
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(hung.Close)
+	streaming := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		headersAt.Store(time.Now().UnixNano())
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "done")
+	}))
+	t.Cleanup(streaming.Close)
+	pool := retryPool(t, hung.URL, streaming.URL)
+	g := startGateway(t, newTestProxy(t), Target{Pool: pool, Hedge: &HedgePolicy{Delay: 50 * time.Millisecond}, Timeout: 5 * time.Second}, nil)
+	res, err := testClient(t).Get(g.URL + "/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if pool.Stats().Hedges.Load() != 1 {
+		t.Fatalf("hedges = %d, want 1 (the hung endpoint must take the first attempt)", pool.Stats().Hedges.Load())
+	}
+	// Wait for the cancellation while the stream is still running.
+	deadline := time.Now().Add(time.Second)
+	for canceledAt.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if canceledAt.Load() == 0 {
+		t.Fatal("the losing request was not canceled while the winner streamed")
+	}
+	if d := time.Duration(canceledAt.Load() - headersAt.Load()); d > 100*time.Millisecond {
+		t.Errorf("losing request canceled %v after the winner's headers, want at most 100ms", d)
+	}
+	if body, err := io.ReadAll(res.Body); err != nil || string(body) != "done" {
+		t.Errorf("winner's body %q, %v", body, err)
+	}
+}
+
+// TestHedgeRefundsBudgetWithoutSecondEndpoint pins down a bug where a
+// hedge that found no other endpoint kept its retry-budget withdrawal.
+func TestHedgeRefundsBudgetWithoutSecondEndpoint(t *testing.T) {
+	t.Parallel()
+	slow := newCountingBackend(t, 200, 200*time.Millisecond)
+	pool := retryPool(t, slow.URL)
+	g := startGateway(t, newTestProxy(t), Target{Pool: pool, Hedge: &HedgePolicy{Delay: 20 * time.Millisecond}, Timeout: 5 * time.Second}, nil)
+	before := pool.Budget().Remaining(time.Now())
+	for range 3 {
+		if res, _ := do(t, g, http.MethodGet, "", nil); res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	if after := pool.Budget().Remaining(time.Now()); after != before {
+		t.Errorf("retry budget remaining %d after three unhedgeable requests, want %d", after, before)
+	}
+	if n := pool.Stats().Hedges.Load(); n != 0 {
+		t.Errorf("hedges = %d with a single endpoint", n)
 	}
 }

@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,9 @@ func (b *Breaker) validate() error {
 	if b.FailureThreshold < 0 || b.OpenTime < 0 || b.HalfOpenRequests < 0 || b.SuccessThreshold < 0 {
 		return errors.New("breaker: thresholds and times must not be negative")
 	}
+	if b.HalfOpenRequests > maxProbeCount || b.SuccessThreshold > maxProbeCount {
+		return fmt.Errorf("breaker: half-open requests and success threshold must be at most %d", maxProbeCount)
+	}
 	return nil
 }
 
@@ -71,76 +76,169 @@ const (
 
 var stateNames = [...]string{"closed", "open", "half-open"}
 
+// A breaker's state lives in one word, changed only by compare-and-swap:
+//
+//	bits 32-63  generation, incremented by every state change
+//	bits 30-31  state
+//	bits 15-29  probes in flight (half-open)
+//	bits  0-14  successful probes (half-open)
+//
+// Select reserves a probe slot by a CAS conditioned on the whole word, so
+// a slot is never granted twice and never granted in a generation that
+// already ended. Each probe's Done carries its generation; an outcome from
+// an earlier generation, or from a request that was not a probe, never
+// moves a half-open breaker.
+const (
+	genShift      = 32
+	stateShift    = 30
+	probeShift    = 15
+	countMask     = 1<<15 - 1
+	maxProbeCount = countMask
+)
+
+func wordGen(w uint64) uint32      { return uint32(w >> genShift) }
+func wordState(w uint64) int32     { return int32(w>>stateShift) & 3 }
+func wordProbes(w uint64) int32    { return int32(w>>probeShift) & countMask }
+func wordSuccesses(w uint64) int32 { return int32(w) & countMask }
+
 // breaker is one endpoint's circuit breaker state.
 type breaker struct {
-	state     atomic.Int32
-	fails     atomic.Int32
-	probes    atomic.Int32 // probes in flight while half-open
-	successes atomic.Int32
+	word      atomic.Uint64
+	fails     atomic.Int32 // failures in a row while closed
 	maxProbes atomic.Int32
+	ticket    atomic.Pointer[probeTicket] // the current half-open generation's
 
 	mu    sync.Mutex // guards timer
 	timer *time.Timer
 }
 
-func (b *breaker) stateName() string { return stateNames[b.state.Load()] }
+// probeTicket is the Done handed to the probes of one half-open
+// generation. It is made once per transition to half-open, so Select does
+// not allocate.
+type probeTicket struct {
+	gen  uint32
+	done Done
+}
+
+func (b *breaker) stateName() string { return stateNames[wordState(b.word.Load())] }
 
 // usable reports whether a request may go through: always unless half-open
 // with every probe slot taken. (Open endpoints are excluded by flagOpen.)
+// Select still has to win a slot with admit.
 func (b *breaker) usable() bool {
-	return b.state.Load() != stateHalfOpen || b.probes.Load() < b.maxProbes.Load()
+	w := b.word.Load()
+	return wordState(w) != stateHalfOpen || wordProbes(w) < b.maxProbes.Load()
 }
 
-// admit counts a request that was let through a half-open breaker.
-func (b *breaker) admit() {
-	if b.state.Load() == stateHalfOpen {
-		b.probes.Add(1)
+// admit lets one request through e's breaker and returns the Done it must
+// report to: e's own when the breaker is not half-open, a probe's when it
+// reserved a probe slot, nil when every slot is taken.
+func (b *breaker) admit(e *Endpoint) Done {
+	for {
+		w := b.word.Load()
+		if wordState(w) != stateHalfOpen {
+			return e.done
+		}
+		t := b.ticket.Load()
+		if t == nil || t.gen != wordGen(w) {
+			// The ticket is published just before the word; a mismatch
+			// means a transition is in progress.
+			runtime.Gosched()
+			continue
+		}
+		if wordProbes(w) >= b.maxProbes.Load() {
+			return nil
+		}
+		if b.word.CompareAndSwap(w, w+1<<probeShift) {
+			return t.done
+		}
 	}
 }
 
-// release returns a probe slot without a verdict.
-func (b *breaker) release() {
-	if b.state.Load() == stateHalfOpen && b.probes.Add(-1) < 0 {
-		b.probes.Store(0)
-	}
-}
+// release is called by Endpoint.finish when a request that was not a
+// probe ends without a verdict. Only probes hold a slot, and they give it
+// back through their own Done (settleProbe), so there is nothing to do.
+func (b *breaker) release() {}
 
-// record feeds one outcome; failed means no response arrived.
+// record feeds the outcome of a request that was not a probe; failed means
+// no response arrived. It only counts while closed: a half-open breaker
+// moves on its probes' outcomes alone.
 func (b *breaker) record(p *Pool, e *Endpoint, bc *Breaker, failed bool) {
-	switch b.state.Load() {
-	case stateClosed:
-		if !failed {
-			if b.fails.Load() != 0 {
-				b.fails.Store(0)
-			}
+	w := b.word.Load()
+	if wordState(w) != stateClosed {
+		return
+	}
+	if !failed {
+		if b.fails.Load() != 0 {
+			b.fails.Store(0)
+		}
+		return
+	}
+	if n := b.fails.Add(1); int(n) >= bc.FailureThreshold {
+		p.moveBreaker(e, bc, wordGen(w), stateClosed, stateOpen, int(n))
+	}
+}
+
+// newProbeTicket returns the Done of e's probes in half-open generation
+// gen: it settles the probe with the breaker, then does what every
+// request's Done does.
+func (p *Pool) newProbeTicket(e *Endpoint, gen uint32) *probeTicket {
+	return &probeTicket{gen: gen, done: func(o Outcome) {
+		p.settleProbe(e, gen, o)
+		e.finish(o)
+	}}
+}
+
+// settleProbe frees the slot of a probe admitted in generation gen and
+// applies its verdict. A probe whose generation ended lost its slot with
+// it and has no say.
+func (p *Pool) settleProbe(e *Endpoint, gen uint32, o Outcome) {
+	b := &e.br
+	var w uint64
+	for {
+		w = b.word.Load()
+		if wordGen(w) != gen || wordState(w) != stateHalfOpen {
 			return
 		}
-		if n := b.fails.Add(1); int(n) >= bc.FailureThreshold {
-			p.moveBreaker(e, bc, stateClosed, stateOpen, int(n))
+		nw := w - 1<<probeShift
+		if o.Err == nil && !o.neutral() && wordSuccesses(w) < countMask {
+			nw++
 		}
-	case stateHalfOpen:
-		b.release()
-		if failed {
-			p.moveBreaker(e, bc, stateHalfOpen, stateOpen, 1)
-		} else if int(b.successes.Add(1)) >= bc.SuccessThreshold {
-			p.moveBreaker(e, bc, stateHalfOpen, stateClosed, 0)
+		if b.word.CompareAndSwap(w, nw) {
+			w = nw
+			break
 		}
+	}
+	bc := p.cur.Load().cfg.breaker
+	switch {
+	case o.neutral() || bc == nil:
+	case o.Err != nil:
+		p.moveBreaker(e, bc, gen, stateHalfOpen, stateOpen, 1)
+	case int(wordSuccesses(w)) >= bc.SuccessThreshold:
+		p.moveBreaker(e, bc, gen, stateHalfOpen, stateClosed, 0)
 	}
 }
 
-// moveBreaker changes e's breaker from one state to another, if it is still
-// in from.
-func (p *Pool) moveBreaker(e *Endpoint, bc *Breaker, from, to int32, failures int) {
+// moveBreaker changes e's breaker from state from to state to, if it is
+// still in from and in generation gen, and starts a new generation.
+func (p *Pool) moveBreaker(e *Endpoint, bc *Breaker, gen uint32, from, to int32, failures int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := &e.br
-	if !b.state.CompareAndSwap(from, to) {
+	// Generation and state change only under p.mu; concurrent CASes touch
+	// the probe and success counts alone.
+	if w := b.word.Load(); wordGen(w) != gen || wordState(w) != from {
 		return
 	}
+	if to == stateHalfOpen {
+		// Published before the word, so admit finds it.
+		b.maxProbes.Store(int32(bc.HalfOpenRequests))
+		b.ticket.Store(p.newProbeTicket(e, gen+1))
+	}
+	next := uint64(gen+1)<<genShift | uint64(to)<<stateShift
+	for w := b.word.Load(); !b.word.CompareAndSwap(w, next); w = b.word.Load() {
+	}
 	b.fails.Store(0)
-	b.successes.Store(0)
-	b.probes.Store(0)
-	b.maxProbes.Store(int32(bc.HalfOpenRequests))
 	e.transitions[to].Add(1)
 	switch to {
 	case stateOpen:
@@ -150,7 +248,7 @@ func (p *Pool) moveBreaker(e *Endpoint, bc *Breaker, from, to int32, failures in
 			b.timer.Stop()
 		}
 		if !p.closed {
-			b.timer = time.AfterFunc(bc.OpenTime, func() { p.moveBreaker(e, bc, stateOpen, stateHalfOpen, 0) })
+			b.timer = time.AfterFunc(bc.OpenTime, func() { p.moveBreaker(e, bc, gen+1, stateOpen, stateHalfOpen, 0) })
 		}
 		b.mu.Unlock()
 		p.log.Warn("circuit breaker opened", "service", p.name, "endpoint", e.URL.Host,
@@ -166,14 +264,20 @@ func (p *Pool) moveBreaker(e *Endpoint, bc *Breaker, from, to int32, failures in
 }
 
 // reset closes the breaker without counting a transition; used when the
-// breaker is switched off. The caller holds the pool's mutex.
+// breaker is switched off. It starts a new generation, so probes in flight
+// have no say afterwards. The caller holds the pool's mutex.
 func (b *breaker) reset(p *Pool, e *Endpoint) {
 	b.stopTimer()
-	if b.state.Swap(stateClosed) != stateClosed {
-		p.log.Info("circuit breaker closed", "service", p.name, "endpoint", e.URL.Host, "reason", "breaker disabled")
+	for {
+		w := b.word.Load()
+		if b.word.CompareAndSwap(w, uint64(wordGen(w)+1)<<genShift|uint64(stateClosed)<<stateShift) {
+			if wordState(w) != stateClosed {
+				p.log.Info("circuit breaker closed", "service", p.name, "endpoint", e.URL.Host, "reason", "breaker disabled")
+			}
+			break
+		}
 	}
 	b.fails.Store(0)
-	b.probes.Store(0)
 	e.setFlag(flagOpen, false)
 }
 

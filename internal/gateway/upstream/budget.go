@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -42,6 +43,7 @@ type Budget struct {
 	minPerSec atomic.Int64
 	secs      atomic.Int64
 	buckets   [maxBudgetWindow]budgetBucket
+	turnover  sync.Mutex // serializes reusing a bucket for a new second
 }
 
 type budgetBucket struct {
@@ -83,13 +85,19 @@ func (b *Budget) Configure(c BudgetConfig) error {
 }
 
 // bucket returns the bucket of now's second, cleared if it held an older
-// second.
+// second. The counts are cleared before the new second is published, so a
+// count added by a caller that saw the new second is never wiped out.
 func (b *Budget) bucket(now time.Time) *budgetBucket {
 	sec := now.Unix()
 	bk := &b.buckets[uint64(sec)%uint64(b.secs.Load())]
-	if s := bk.sec.Load(); s != sec && bk.sec.CompareAndSwap(s, sec) {
-		bk.requests.Store(0)
-		bk.retries.Store(0)
+	if bk.sec.Load() != sec {
+		b.turnover.Lock()
+		if bk.sec.Load() != sec {
+			bk.requests.Store(0)
+			bk.retries.Store(0)
+			bk.sec.Store(sec)
+		}
+		b.turnover.Unlock()
 	}
 	return bk
 }
@@ -113,6 +121,22 @@ func (b *Budget) Withdraw(now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// Refund gives back one retry withdrawn at the given time that was not
+// sent after all. A withdrawal that already left the window is not
+// refunded: it no longer counts.
+func (b *Budget) Refund(withdrawnAt time.Time) {
+	if b.percent.Load() < 0 {
+		return
+	}
+	sec := withdrawnAt.Unix()
+	bk := &b.buckets[uint64(sec)%uint64(b.secs.Load())]
+	b.turnover.Lock()
+	if bk.sec.Load() == sec && bk.retries.Load() > 0 {
+		bk.retries.Add(-1)
+	}
+	b.turnover.Unlock()
 }
 
 // allowed is the number of retries a window with this many requests allows.

@@ -158,12 +158,9 @@ func (p *Pool) runChecks(e *Endpoint, hc *HealthCheck, stop chan struct{}) {
 		case <-t.C:
 		}
 		err := p.check(e, hc, stop)
-		select {
-		case <-stop:
+		if !p.recordCheck(e, hc, stop, err) {
 			return
-		default:
 		}
-		p.recordCheck(e, hc, err)
 		next := hc.Interval
 		if hc.Jitter > 0 {
 			next += rand.N(hc.Jitter)
@@ -172,7 +169,22 @@ func (p *Pool) runChecks(e *Endpoint, hc *HealthCheck, stop chan struct{}) {
 	}
 }
 
-func (p *Pool) recordCheck(e *Endpoint, hc *HealthCheck, err error) {
+// recordCheck records one check result. It drops the result, and reports
+// false, once the checker was stopped or the pool closed: a check that was
+// running then speaks for a configuration or a pool that is gone. Both are
+// decided under p.mu, so no result lands after Close or stopChecker
+// returned.
+func (p *Pool) recordCheck(e *Endpoint, hc *HealthCheck, stop chan struct{}, err error) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	select {
+	case <-stop:
+		return false
+	default:
+	}
 	e.mu.Lock()
 	h := &e.health
 	if err == nil {
@@ -186,16 +198,14 @@ func (p *Pool) recordCheck(e *Endpoint, hc *HealthCheck, err error) {
 	}
 	flip := (err == nil && h.passed == hc.HealthyThreshold) || (err != nil && h.failed == hc.UnhealthyThreshold)
 	e.mu.Unlock()
-	if !flip {
-		return
+	if flip {
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		p.setHealthy(e, err == nil, reason)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	reason := ""
-	if err != nil {
-		reason = err.Error()
-	}
-	p.setHealthy(e, err == nil, reason)
+	return true
 }
 
 // setHealthy records the health verdict. The caller holds p.mu.
@@ -214,13 +224,16 @@ func (p *Pool) setHealthy(e *Endpoint, healthy bool, reason string) {
 // maxHealthBody bounds how much of a check's response is read.
 const maxHealthBody = 64 << 10
 
-// check probes e once.
+// check probes e once. The check is canceled when its checker stops or
+// the pool closes.
 func (p *Pool) check(e *Endpoint, hc *HealthCheck, stop chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), hc.Timeout)
 	defer cancel()
 	go func() {
 		select {
 		case <-stop:
+			cancel()
+		case <-p.hcStop:
 			cancel()
 		case <-ctx.Done():
 		}

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -96,4 +98,105 @@ func TestGRPCHealthMessages(t *testing.T) {
 			t.Errorf("%s: status %d, err %v", tc.name, got, err)
 		}
 	}
+}
+
+// countingHandler is a slog handler that counts records.
+type countingHandler struct{ n *atomic.Int64 }
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h countingHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h countingHandler) WithGroup(string) slog.Handler             { return h }
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestHealthCheckAfterClose pins down a bug where a check that was running
+// when the pool closed still recorded its result: it flipped the
+// endpoint's health and logged on a closed pool.
+func TestHealthCheckAfterClose(t *testing.T) {
+	t.Parallel()
+	u, _ := url.Parse("http://10.0.0.1:80")
+
+	t.Run("result arriving during Close", func(t *testing.T) {
+		t.Parallel()
+		checked := make(chan struct{}, 1)
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			select {
+			case checked <- struct{}{}:
+			default:
+			}
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody, Request: r}, nil
+		})
+		var logs atomic.Int64
+		hc := &HealthCheck{Interval: 100 * time.Millisecond, UnhealthyThreshold: 1}
+		p, err := New("svc", rt, Config{HealthCheck: hc, Logger: slog.New(countingHandler{&logs})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &Endpoint{URL: u}
+		p.Update([]*Endpoint{e})
+		p.Start()
+		// Hold the pool's lock across the check, so its result reaches the
+		// pool only once the pool is closed.
+		p.mu.Lock()
+		select {
+		case <-checked:
+		case <-time.After(2 * time.Second):
+			p.mu.Unlock()
+			t.Fatal("no health check")
+		}
+		time.Sleep(50 * time.Millisecond)
+		healthy, before := e.Status().Healthy, logs.Load()
+		p.closeLocked()
+		p.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		if e.Status().Healthy != healthy || logs.Load() != before {
+			t.Errorf("after Close: healthy %v -> %v, %d more log lines", healthy, e.Status().Healthy, logs.Load()-before)
+		}
+	})
+
+	t.Run("slow check", func(t *testing.T) {
+		t.Parallel()
+		started, canceled := make(chan struct{}), make(chan time.Time, 1)
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			close(started)
+			select {
+			case <-r.Context().Done():
+				canceled <- time.Now()
+				return nil, r.Context().Err()
+			case <-time.After(5 * time.Second):
+				return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody, Request: r}, nil
+			}
+		})
+		var logs atomic.Int64
+		hc := &HealthCheck{Interval: 20 * time.Millisecond, Timeout: 5 * time.Second, UnhealthyThreshold: 1}
+		p, err := New("svc", rt, Config{HealthCheck: hc, Logger: slog.New(countingHandler{&logs})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &Endpoint{URL: u}
+		p.Update([]*Endpoint{e})
+		p.Start()
+		<-started
+		closing := time.Now()
+		p.Close()
+		if d := time.Since(closing); d > 100*time.Millisecond {
+			t.Errorf("Close took %v", d)
+		}
+		select {
+		case at := <-canceled:
+			if d := at.Sub(closing); d > 100*time.Millisecond {
+				t.Errorf("running check canceled %v after Close", d)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("running check not canceled by Close")
+		}
+		time.Sleep(50 * time.Millisecond)
+		if !e.Status().Healthy || logs.Load() != 0 {
+			t.Errorf("after Close: healthy %v, %d log lines", e.Status().Healthy, logs.Load())
+		}
+	})
 }

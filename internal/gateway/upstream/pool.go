@@ -408,7 +408,7 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 	if len(s.eps) == 0 {
 		return nil, nil, ErrNoEndpoint
 	}
-	if m := s.cfg.maxRequests; m > 0 && p.inflight.Load() >= m {
+	if !p.reserve(s.cfg.maxRequests) {
 		p.stats.Overflows.Add(1)
 		return nil, nil, ErrOverloaded
 	}
@@ -416,19 +416,46 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 	if p.panicking.Load() {
 		c.mask = unusablePanic
 	}
-	e := s.bal.Pick(c)
-	if e == nil && tried.Len() > 0 {
-		// Every usable endpoint was tried: a repeat beats no attempt.
-		c.tried = nil
-		e = s.bal.Pick(c)
+	// A half-open endpoint's last probe slot may go to a concurrent Select
+	// between Pick and admit; the next Pick then passes it over.
+	for range maxPicks {
+		e := s.bal.Pick(c)
+		if e == nil && c.tried.Len() > 0 {
+			// Every usable endpoint was tried: a repeat beats no attempt.
+			c.tried = nil
+			e = s.bal.Pick(c)
+		}
+		if e == nil {
+			break
+		}
+		if done := e.br.admit(e); done != nil {
+			e.inflight.Add(1)
+			return e, done, nil
+		}
 	}
-	if e == nil {
-		return nil, nil, ErrNoEndpoint
+	p.inflight.Add(-1)
+	return nil, nil, ErrNoEndpoint
+}
+
+// maxPicks bounds the picks of one Select that lose a probe slot race.
+const maxPicks = 4
+
+// reserve counts one more request in flight unless that would exceed max
+// (0: no cap).
+func (p *Pool) reserve(max int64) bool {
+	if max <= 0 {
+		p.inflight.Add(1)
+		return true
 	}
-	e.br.admit()
-	e.inflight.Add(1)
-	p.inflight.Add(1)
-	return e, e.done, nil
+	for {
+		n := p.inflight.Load()
+		if n >= max {
+			return false
+		}
+		if p.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // AcquireRetry reserves one of Config.MaxRetries retry slots and reports
@@ -462,8 +489,6 @@ func (p *Pool) learn(e *Endpoint, o Outcome) {
 	}
 	if bc := cfg.breaker; bc != nil {
 		e.br.record(p, e, bc, o.Err != nil)
-	} else {
-		e.br.release()
 	}
 }
 
@@ -491,6 +516,12 @@ func (p *Pool) Start() {
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closeLocked()
+}
+
+// closeLocked is Close; the caller holds p.mu. Health check results that
+// arrive afterwards are dropped (see recordCheck).
+func (p *Pool) closeLocked() {
 	if p.closed {
 		return
 	}
