@@ -41,7 +41,7 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &st.x
 	x.Reset()
 	x.Start = time.Now()
-	s.metrics.inFlight.Inc()
+	s.metrics.inFlight.Add(1)
 
 	x.ClientIP = forwarded.ClientIP(s.trusted, r.RemoteAddr, r.Header)
 	x.ID = s.requestID(r)
@@ -50,7 +50,7 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[s.reqIDHeader] = []string{x.ID}
 
 	rec := &st.rec
-	rec.reset(w, r, e.readTimeout, e.writeTimeout)
+	rec.reset(w, r, x.Start, e.readTimeout, e.writeTimeout)
 
 	snap := s.snap.Load()
 	st.rm = nil
@@ -76,17 +76,19 @@ func (e *entry) finish(st *state, snap *snapshot, r *http.Request) {
 	if rec.body != nil {
 		x.BytesIn = rec.body.n.Load()
 	}
-	s.metrics.inFlight.Dec()
+	s.metrics.inFlight.Add(-1)
 	if rm == nil {
 		rm = snap.unrouted
 	}
-	rm.observe(r.Method, x.Status, time.Since(x.Start), x.UpstreamDuration, x.BytesIn, x.BytesOut, x.GRPCStatus)
+	// One clock read serves the metrics and the access log.
+	end := time.Now()
+	rm.observe(r.Method, x.Status, end.Sub(x.Start), x.UpstreamDuration, x.BytesIn, x.BytesOut, x.GRPCStatus)
 	if s.access != nil {
 		q := r.URL.RawQuery
 		if x.LogQuery != "" {
 			q = x.LogQuery
 		}
-		s.access.Log(x, r.Method, q, r.Proto)
+		s.access.LogAt(x, r.Method, q, r.Proto, end)
 	}
 	statePool.Put(st)
 }

@@ -38,8 +38,12 @@ type recorder struct {
 	body *body
 }
 
-func (rec *recorder) reset(w http.ResponseWriter, r *http.Request, readTimeout, writeTimeout time.Duration) {
-	*rec = recorder{w: w, writeTimeout: writeTimeout}
+// reset prepares rec for the request r accepted at start. net/http set the
+// connection's write deadline to the write timeout from just before start
+// (http.Server.WriteTimeout is the listener's), so lastWrite begins at start
+// and a response written within half the timeout moves no deadline.
+func (rec *recorder) reset(w http.ResponseWriter, r *http.Request, start time.Time, readTimeout, writeTimeout time.Duration) {
+	*rec = recorder{w: w, writeTimeout: writeTimeout, lastWrite: start}
 	rec.dl, _ = w.(deadliner)
 	if rec.dl == nil {
 		readTimeout, rec.writeTimeout = 0, 0

@@ -2,10 +2,11 @@
 // request, one request per line.
 //
 // Logging never blocks the request path. Log formats the line synchronously
-// into a pooled buffer and hands it to a bounded queue; a single background
-// goroutine batches queued lines into large writes. When the queue is full
-// (the output is slower than the traffic) the line is dropped and counted
-// instead of slowing requests down.
+// into a pooled buffer and appends it, under a lock held only for the copy,
+// to the current batch; a single background goroutine writes whole batches
+// to the output. When more lines are waiting than the queue holds (the output
+// is slower than the traffic) the line is dropped and counted instead of
+// slowing requests down.
 //
 // A line holds these fields, in this order:
 //
@@ -34,10 +35,10 @@
 package accesslog
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,9 +53,11 @@ const (
 )
 
 const (
-	// batchSize is the size of the buffer lines are batched in before one
-	// Write to the output.
+	// batchSize is the capacity of a batch buffer: lines are gathered into
+	// it and written to the output with one Write when it is full.
 	batchSize = 64 << 10
+	// maxSpare is how many written batch buffers are kept for reuse.
+	maxSpare = 4
 	// maxPooledLine is the largest line buffer returned to the pool, so one
 	// huge request does not pin memory for the life of the process.
 	maxPooledLine = 16 << 10
@@ -89,9 +92,26 @@ type Logger struct {
 	redact   [][]byte
 	interval time.Duration
 	onDrop   func()
+	maxLines int
 
-	queue chan *line
+	// lines holds formatting buffers. A buffer is taken and returned on the
+	// request goroutine, so it normally stays in its processor's own slot.
 	lines sync.Pool
+	// second caches the formatted date and time of the latest second seen.
+	second atomic.Pointer[secondText]
+
+	// mu guards the queue: the batch being filled, the full batches
+	// waiting for the writer and the written ones kept for reuse. It is
+	// held only to copy a line or to swap buffers, never during a Write.
+	mu         sync.Mutex
+	batch      []byte
+	batchLines int
+	full       [][]byte
+	fullLines  int
+	spare      [][]byte
+	// wake tells the writer that the first line of a batch arrived (so it
+	// arms the flush timer) or that a batch is full. It holds one signal.
+	wake chan struct{}
 
 	dropped atomic.Uint64
 	closed  atomic.Bool
@@ -132,7 +152,8 @@ func New(opts Options) (*Logger, error) {
 		out:      opts.Output,
 		interval: opts.FlushInterval,
 		onDrop:   opts.OnDrop,
-		queue:    make(chan *line, opts.BufferSize),
+		maxLines: opts.BufferSize,
+		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -157,19 +178,101 @@ func New(opts Options) (*Logger, error) {
 // Log never blocks: if the queue is full the line is dropped and OnDrop is
 // called. After Close, Log drops lines silently.
 func (l *Logger) Log(x *exchange.Exchange, method, rawQuery, proto string) {
+	l.LogAt(x, method, rawQuery, proto, time.Now())
+}
+
+// LogAt is Log for a request whose response completed at end, for callers
+// that have already read the clock; the duration is end minus x.Start.
+func (l *Logger) LogAt(x *exchange.Exchange, method, rawQuery, proto string, end time.Time) {
 	if l.closed.Load() {
 		return
 	}
 	ln := l.lines.Get().(*line)
-	ln.b = l.format(ln, x, method, rawQuery, proto, time.Now())
-	select {
-	case l.queue <- ln:
-	default:
-		l.release(ln)
+	ln.b = l.format(ln, x, method, rawQuery, proto, end)
+	queued, signal, filled := l.enqueue(ln.b)
+	l.release(ln)
+	if signal {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	if filled {
+		// Let the writer run: with one processor (GOMAXPROCS=1) and a
+		// request goroutine that never waits, it would otherwise run
+		// only when the scheduler preempts this one, and lines would be
+		// dropped meanwhile. This happens once per batch, not per line.
+		runtime.Gosched()
+	}
+	if !queued {
 		l.dropped.Add(1)
 		if l.onDrop != nil {
 			l.onDrop()
 		}
+	}
+}
+
+// enqueue copies p into the current batch. It reports whether the line was
+// queued, whether the writer must be woken (the line started a batch while
+// nothing else was waiting, or it filled one) and whether a batch filled.
+func (l *Logger) enqueue(p []byte) (queued, signal, filled bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.batchLines+l.fullLines >= l.maxLines {
+		return false, false, false
+	}
+	if l.batchLines > 0 && len(l.batch)+len(p) > cap(l.batch) {
+		l.full = append(l.full, l.batch)
+		l.fullLines += l.batchLines
+		l.batch, l.batchLines = nil, 0
+		signal, filled = true, true
+	}
+	if l.batch == nil {
+		l.batch = l.newBatch()
+		signal = signal || len(l.full) == 0
+	}
+	l.batch = append(l.batch, p...)
+	l.batchLines++
+	return true, signal, filled
+}
+
+// newBatch returns an empty batch buffer, reusing a written one if it can.
+// l.mu is held.
+func (l *Logger) newBatch() []byte {
+	if n := len(l.spare); n > 0 {
+		b := l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		return b
+	}
+	return make([]byte, 0, batchSize)
+}
+
+// take appends the full batches to out and, when all is set, the batch being
+// filled too; the lines taken no longer count against BufferSize. It reports
+// whether lines are still waiting.
+func (l *Logger) take(out [][]byte, all bool) ([][]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out = append(out, l.full...)
+	clear(l.full)
+	l.full, l.fullLines = l.full[:0], 0
+	if all && l.batchLines > 0 {
+		out = append(out, l.batch)
+		l.batch, l.batchLines = nil, 0
+	}
+	return out, l.batchLines > 0
+}
+
+// recycle keeps written batch buffers for reuse.
+func (l *Logger) recycle(bufs [][]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, b := range bufs {
+		if len(l.spare) < maxSpare && cap(b) <= batchSize {
+			l.spare = append(l.spare, b[:0])
+		}
+		bufs[i] = nil
 	}
 }
 
@@ -200,60 +303,47 @@ func (l *Logger) release(ln *line) {
 	l.lines.Put(ln)
 }
 
-// run is the writer goroutine. Lines are copied into a 64 KiB buffer, which
-// is written when it fills and at most FlushInterval after its first line.
+// run is the writer goroutine. A batch is written when it is full and at
+// most FlushInterval after its first line.
 func (l *Logger) run() {
 	defer close(l.done)
-	w := bufio.NewWriterSize(l.out, batchSize)
 	timer := time.NewTimer(l.interval)
 	timer.Stop()
 	armed := false
+	var out [][]byte
+	var waiting bool
 	for {
 		select {
-		case ln := <-l.queue:
-			l.write(w, ln)
-			if !armed && w.Buffered() > 0 {
+		case <-l.wake:
+			out, waiting = l.take(out[:0], false)
+			l.write(out)
+			if waiting && !armed {
 				timer.Reset(l.interval)
 				armed = true
 			}
 		case <-timer.C:
 			armed = false
-			l.flush(w)
+			out, _ = l.take(out[:0], true)
+			l.write(out)
 		case <-l.stop:
 			timer.Stop()
-			for {
-				select {
-				case ln := <-l.queue:
-					l.write(w, ln)
-				default:
-					l.flush(w)
-					return
-				}
-			}
+			out, _ = l.take(out[:0], true)
+			l.write(out)
+			return
 		}
 	}
 }
 
-func (l *Logger) write(w *bufio.Writer, ln *line) {
-	_, err := w.Write(ln.b)
-	l.release(ln)
-	if err != nil {
-		l.fail(w, err)
+// write hands each batch to the output. A failed write loses that batch
+// only: a log output that failed once (a full disk) may recover.
+func (l *Logger) write(bufs [][]byte) {
+	if len(bufs) == 0 {
+		return
 	}
-}
-
-func (l *Logger) flush(w *bufio.Writer) {
-	if err := w.Flush(); err != nil {
-		l.fail(w, err)
+	for _, b := range bufs {
+		if _, err := l.out.Write(b); err != nil && l.werr == nil {
+			l.werr = err
+		}
 	}
-}
-
-// fail records err and resets w: a bufio.Writer keeps failing after one
-// error, but a log output that failed once (a full disk) may recover, so the
-// failed batch is discarded and logging continues.
-func (l *Logger) fail(w *bufio.Writer, err error) {
-	if l.werr == nil {
-		l.werr = err
-	}
-	w.Reset(l.out)
+	l.recycle(bufs)
 }

@@ -35,7 +35,7 @@ const redacted = "REDACTED"
 func (l *Logger) format(ln *line, x *exchange.Exchange, method, rawQuery, proto string, now time.Time) []byte {
 	b := ln.b[:0]
 	b = append(b, `{"time":"`...)
-	b = x.Start.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = l.appendTime(b, x.Start)
 	b = append(b, `","request_id":`...)
 	b = appendString(b, x.ID)
 	b = append(b, `,"route":`...)
@@ -83,6 +83,46 @@ func (l *Logger) format(ln *line, x *exchange.Exchange, method, rawQuery, proto 
 	}
 	b = append(b, "}\n"...)
 	return b
+}
+
+// secondText is the text of one second in RFC 3339, UTC, without the
+// fraction or the zone: "2006-01-02T15:04:05".
+type secondText struct {
+	unix int64
+	text [19]byte
+}
+
+// appendTime appends t in UTC as time.RFC3339Nano does (the fraction without
+// trailing zeros, none for a whole second). The date and time of day are
+// formatted once per second and cached; requests logged in the same second
+// only format the fraction.
+func (l *Logger) appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := t.Unix()
+	st := l.second.Load()
+	if st == nil || st.unix != sec {
+		if t.Year() < 0 || t.Year() > 9999 {
+			return t.AppendFormat(b, time.RFC3339Nano)
+		}
+		st = &secondText{unix: sec}
+		t.AppendFormat(st.text[:0], "2006-01-02T15:04:05")
+		l.second.Store(st)
+	}
+	b = append(b, st.text[:]...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(frac)
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 // appendQuery appends the escaped raw query with the values of redacted
