@@ -95,9 +95,12 @@ func TestHedgeLoserCanceledAtWinnerHeaders(t *testing.T) {
 	}))
 	t.Cleanup(hung.Close)
 	streaming := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Stamped before the headers leave: the loser cannot be canceled
+		// because of them any earlier, and the stamp is set before the
+		// test can observe the cancellation.
+		headersAt.Store(time.Now().UnixNano())
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
-		headersAt.Store(time.Now().UnixNano())
 		select {
 		case <-time.After(1500 * time.Millisecond):
 		case <-r.Context().Done():
