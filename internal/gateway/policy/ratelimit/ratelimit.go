@@ -106,6 +106,7 @@ type handler struct {
 	quotas     []*quotaCheck
 	failClosed bool
 	headers    bool
+	hdrs       headerCache
 }
 
 // New returns the rate_limit policy for one route around next. shared
@@ -271,7 +272,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		retry := formatSeconds(max(v.report.RetryAfter, time.Second))
 		hd := w.Header()
 		if h.headers {
-			setHeaders(hd, v.report)
+			h.hdrs.set(hd, v.report)
 		}
 		hd["Retry-After"] = []string{retry}
 		problem.Write(w, problem.Details{Status: http.StatusTooManyRequests,
@@ -290,19 +291,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw := writers.Get().(*headerWriter)
-	*rw = headerWriter{w: w, res: v.report}
+	*rw = headerWriter{w: w, res: v.report, hdrs: &h.hdrs}
 	h.next.ServeHTTP(rw, r)
 	rw.apply()
 	*rw = headerWriter{}
 	writers.Put(rw)
-}
-
-func setHeaders(h http.Header, res Result) {
-	// One backing array for the three values: one allocation, not three.
-	v := &[3]string{strconv.FormatInt(res.Limit, 10), strconv.FormatInt(max(0, res.Remaining), 10), formatSeconds(res.ResetAfter)}
-	h[HeaderLimit] = v[0:1:1]
-	h[HeaderRemaining] = v[1:2:2]
-	h[HeaderReset] = v[2:3:3]
 }
 
 var writers = sync.Pool{New: func() any { return new(headerWriter) }}
@@ -314,6 +307,7 @@ var writers = sync.Pool{New: func() any { return new(headerWriter) }}
 type headerWriter struct {
 	w    http.ResponseWriter
 	res  Result
+	hdrs *headerCache
 	done bool
 }
 
@@ -325,7 +319,7 @@ var (
 func (rw *headerWriter) apply() {
 	if !rw.done {
 		rw.done = true
-		setHeaders(rw.w.Header(), rw.res)
+		rw.hdrs.set(rw.w.Header(), rw.res)
 	}
 }
 

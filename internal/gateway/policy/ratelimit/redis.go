@@ -261,8 +261,5 @@ func (b redisBackend) quota(ctx context.Context, key string, limit int64, w wind
 
 // formatSeconds renders d as whole seconds, rounded up, for headers.
 func formatSeconds(d time.Duration) string {
-	if d <= 0 {
-		return "0"
-	}
-	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+	return strconv.FormatInt(ceilSeconds(d), 10)
 }
