@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -29,6 +30,9 @@ func Warnings(cfg *Config) []Warning {
 		p := joinIndex("services", i)
 		if !used[s.Name] {
 			warn(p, "service %q is not used by any route", s.Name)
+		}
+		if sr := s.OutlierDetection.SuccessRate; sr != nil {
+			warnSuccessRate(warn, p+".outlier_detection.success_rate", s.Name, len(s.Endpoints), sr)
 		}
 		if t := s.Transport.TLS; t != nil {
 			if t.InsecureSkipVerify {
@@ -138,4 +142,18 @@ func loopbackAddress(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// warnSuccessRate reports success-rate settings that can never eject an
+// endpoint of a service with n static endpoints: fewer endpoints than
+// minimum_hosts, or a stdev_factor of at least sqrt(n-1), the furthest one
+// endpoint's rate can fall below the mean in units of standard deviation.
+func warnSuccessRate(warn func(path, format string, args ...any), p, service string, n int, sr *SuccessRate) {
+	if n < sr.MinimumHosts {
+		warn(p+".minimum_hosts", "service %q has %d endpoints, fewer than minimum_hosts (%d), so success-rate ejection never runs", service, n, sr.MinimumHosts)
+		return
+	}
+	if limit := math.Sqrt(float64(n - 1)); float64(sr.StdevFactor) >= limit {
+		warn(p+".stdev_factor", "with %d endpoints no success rate can fall %.2f standard deviations below the mean (at most %.2f), so success-rate ejection never ejects; lower stdev_factor", n, float64(sr.StdevFactor), limit)
+	}
 }

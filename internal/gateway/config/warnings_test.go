@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -125,6 +127,37 @@ func TestAdminWithoutTokenWarning(t *testing.T) {
 		}
 		if got != tc.warn {
 			t.Errorf("admin %s: warning %v, want %v", tc.admin, got, tc.warn)
+		}
+	}
+}
+
+func TestSuccessRateWarnings(t *testing.T) {
+	t.Parallel()
+	svc := func(n int, sr string) string {
+		var eps strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&eps, "{url: \"http://10.0.0.%d:80\"},", i+1)
+		}
+		return "services:\n  - name: s\n    endpoints: [" + eps.String() + "]\n    outlier_detection: {success_rate: " + sr + "}\n" +
+			"routes:\n  - {name: r, match: {path: /}, service: s}\n"
+	}
+	for _, tc := range []struct {
+		name, cfg, field string
+	}{
+		{"fewer endpoints than minimum_hosts", svc(3, "{}"), "services[0].outlier_detection.success_rate.minimum_hosts"},
+		{"factor beyond reach", svc(3, "{minimum_hosts: 3, stdev_factor: 1.5}"), "services[0].outlier_detection.success_rate.stdev_factor"},
+		{"reachable", svc(3, "{minimum_hosts: 3, stdev_factor: 1}"), ""},
+		{"defaults with enough endpoints", svc(6, "{}"), ""},
+	} {
+		cfg := mustParse(t, tc.cfg, nil)
+		var got string
+		for _, w := range Warnings(cfg) {
+			if strings.Contains(w.Field, "success_rate") {
+				got = w.Field
+			}
+		}
+		if got != tc.field {
+			t.Errorf("%s: warning on %q, want %q", tc.name, got, tc.field)
 		}
 	}
 }
