@@ -90,6 +90,13 @@ type set struct {
 type Pool struct {
 	name string
 	log  *slog.Logger
+	// root is the pool itself, or for a subset the pool it is a view of:
+	// the transport, budget, counters and limits are the root's.
+	root *Pool
+	// sub is set on a subset: which endpoints it shows and its balancer.
+	sub *subsetOf
+	// subsets are the root's subsets (copy on write, under mu).
+	subsets atomic.Pointer[[]*Pool]
 
 	transport atomic.Pointer[http.RoundTripper]
 	cur       atomic.Pointer[set]
@@ -120,6 +127,7 @@ func NewPool(name string, transport http.RoundTripper) *Pool {
 // checks run once Start is called.
 func New(name string, transport http.RoundTripper, cfg Config) (*Pool, error) {
 	p := &Pool{name: name, log: cfg.Logger, hcStop: make(chan struct{})}
+	p.root = p
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -198,18 +206,18 @@ func (c Config) Validate() error {
 func (p *Pool) Name() string { return p.name }
 
 // Transport returns the round tripper requests to this pool's endpoints use.
-func (p *Pool) Transport() http.RoundTripper { return *p.transport.Load() }
+func (p *Pool) Transport() http.RoundTripper { return *p.root.transport.Load() }
 
 // RoundTrip sends r through the pool's current transport, so a holder of
 // the pool keeps working when SetTransport replaces it.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
-	return (*p.transport.Load()).RoundTrip(r)
+	return (*p.root.transport.Load()).RoundTrip(r)
 }
 
 // SetTransport replaces the pool's transport and returns the previous one,
 // whose idle connections the caller may close once nothing uses it.
 func (p *Pool) SetTransport(t http.RoundTripper) http.RoundTripper {
-	return *p.transport.Swap(&t)
+	return *p.root.transport.Swap(&t)
 }
 
 // Endpoints returns the current endpoint set. The slice must not be modified.
@@ -217,6 +225,9 @@ func (p *Pool) Endpoints() []*Endpoint { return p.cur.Load().eps }
 
 // Draining returns the endpoints that left the set but still serve requests.
 func (p *Pool) Draining() []*Endpoint {
+	if p.sub != nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pruneDraining()
@@ -230,16 +241,19 @@ func (p *Pool) Balancer() string { return p.cur.Load().bal.Name() }
 func (p *Pool) Panicking() bool { return p.panicking.Load() }
 
 // Budget returns the pool's retry budget.
-func (p *Pool) Budget() *Budget { return p.budget }
+func (p *Pool) Budget() *Budget { return p.root.budget }
 
 // Stats returns the pool's counters.
-func (p *Pool) Stats() *Stats { return &p.stats }
+func (p *Pool) Stats() *Stats { return &p.root.stats }
 
 // Update replaces the endpoint set. Endpoints whose Key and URL are unchanged
 // keep their live state (in-flight count, latency, health, ejection, breaker)
 // and take the new weight and metadata; new ones join; missing ones drain:
 // they take no new requests and their in-flight requests finish.
 func (p *Pool) Update(eps []*Endpoint) {
+	if p.sub != nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur := p.cur.Load()
@@ -251,6 +265,9 @@ func (p *Pool) Update(eps []*Endpoint) {
 // endpoint kept by the new set keeps its health, ejection and breaker state.
 // Health checks restart with the new settings if the pool is started.
 func (p *Pool) Reconfigure(cfg Config, eps []*Endpoint) error {
+	if p.sub != nil {
+		return errSubset
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur := p.cur.Load()
@@ -347,7 +364,13 @@ func (p *Pool) pruneDraining() {
 // publish swaps in a new set, starts checkers for new members and
 // recomputes availability. The caller holds p.mu.
 func (p *Pool) publish(eps []*Endpoint, bal Balancer, cfg *settings) {
-	p.cur.Store(&set{eps: eps, bal: bal, state: bal.Prepare(eps), cfg: cfg})
+	next := &set{eps: eps, bal: bal, state: bal.Prepare(eps), cfg: cfg}
+	p.cur.Store(next)
+	if subs := p.subsets.Load(); subs != nil {
+		for _, c := range *subs {
+			c.follow(next)
+		}
+	}
 	if p.started && !p.closed && cfg.health != nil {
 		for _, e := range eps {
 			p.startChecker(e, cfg.health)
@@ -360,6 +383,9 @@ func (p *Pool) publish(eps []*Endpoint, bal Balancer, cfg *settings) {
 // requests; in-flight ones finish) or takes it back. It reports whether the
 // key is a member of the pool.
 func (p *Pool) SetDraining(key string, draining bool) bool {
+	if p.sub != nil {
+		return p.root.SetDraining(key, draining)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range p.cur.Load().eps {
@@ -377,6 +403,11 @@ func (p *Pool) SetDraining(key string, draining bool) bool {
 // recount recomputes the number of available endpoints and panic mode. The
 // caller holds p.mu.
 func (p *Pool) recount() {
+	if subs := p.subsets.Load(); subs != nil {
+		for _, c := range *subs {
+			c.recount()
+		}
+	}
 	s := p.cur.Load()
 	n := 0
 	for _, e := range s.eps {
@@ -408,8 +439,9 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 	if len(s.eps) == 0 {
 		return nil, nil, ErrNoEndpoint
 	}
-	if !p.reserve(s.cfg.maxRequests) {
-		p.stats.Overflows.Add(1)
+	rt := p.root
+	if !rt.reserve(s.cfg.maxRequests) {
+		rt.stats.Overflows.Add(1)
 		return nil, nil, ErrOverloaded
 	}
 	c := Candidates{eps: s.eps, state: s.state, req: r, tried: tried, mask: unusableNormal}
@@ -433,7 +465,7 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 			return e, done, nil
 		}
 	}
-	p.inflight.Add(-1)
+	rt.inflight.Add(-1)
 	return nil, nil, ErrNoEndpoint
 }
 
@@ -461,16 +493,17 @@ func (p *Pool) reserve(max int64) bool {
 // AcquireRetry reserves one of Config.MaxRetries retry slots and reports
 // whether one was free; call ReleaseRetry when the retry ends.
 func (p *Pool) AcquireRetry() bool {
-	m := p.cur.Load().cfg.maxRetries
-	if n := p.retries.Add(1); m > 0 && n > m {
-		p.retries.Add(-1)
+	rt := p.root
+	m := rt.cur.Load().cfg.maxRetries
+	if n := rt.retries.Add(1); m > 0 && n > m {
+		rt.retries.Add(-1)
 		return false
 	}
 	return true
 }
 
 // ReleaseRetry frees a slot taken by AcquireRetry.
-func (p *Pool) ReleaseRetry() { p.retries.Add(-1) }
+func (p *Pool) ReleaseRetry() { p.root.retries.Add(-1) }
 
 // learn feeds one outcome to outlier detection and the breaker.
 func (p *Pool) learn(e *Endpoint, o Outcome) {
@@ -495,6 +528,9 @@ func (p *Pool) learn(e *Endpoint, o Outcome) {
 // Start begins active health checks and success-rate evaluation. It is
 // idempotent; Close stops them.
 func (p *Pool) Start() {
+	if p.sub != nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.started || p.closed {
@@ -514,6 +550,9 @@ func (p *Pool) Start() {
 // The pool still serves Select afterwards (requests in flight on a retired
 // pool finish), but it no longer changes endpoint state on its own.
 func (p *Pool) Close() {
+	if p.sub != nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closeLocked()
