@@ -34,6 +34,6 @@ Shell completion: portico completion bash|zsh|fish|powershell --help`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newGatewayCmd(), newValidateCmd(), newEchoCmd(), newVersionCmd())
+	root.AddCommand(newGatewayCmd(), newValidateCmd(), newEchoCmd(), newRegistryCmd(), newVersionCmd())
 	return root
 }
