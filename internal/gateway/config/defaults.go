@@ -16,6 +16,24 @@ const (
 	DefaultMaxIdleConnsPerHost = 256
 )
 
+// Defaults of the registry, discovery and mirror settings.
+const (
+	DefaultRegistryBackend     = "memory"
+	DefaultRegistryTTL         = 10 * time.Second
+	DefaultRegistryMinTTL      = time.Second
+	DefaultRegistryMaxTTL      = 5 * time.Minute
+	DefaultRegistryGracePeriod = 30 * time.Second
+	DefaultEtcdPrefix          = "/portico/registry/"
+	DefaultEtcdDialTimeout     = 5 * time.Second
+	DefaultDNSScheme           = "http"
+	DefaultDNSInterval         = 30 * time.Second
+	DefaultDNSMinInterval      = time.Second
+	DefaultDNSTimeout          = 5 * time.Second
+	DefaultMirrorPercent       = 100
+	DefaultMirrorMaxBodyBytes  = 64 << 10
+	DefaultMirrorMaxInFlight   = 100
+)
+
 // DefaultRedactQuery returns the query parameters the access log redacts
 // when access_log.redact_query is absent.
 func DefaultRedactQuery() []string {
@@ -52,6 +70,57 @@ func (c *Config) ApplyDefaults() {
 	c.applyAuthDefaults()
 	c.applyLimitDefaults()
 	c.applyUpstreamDefaults()
+	c.applyDiscoveryDefaults()
+}
+
+// applyDiscoveryDefaults fills the registry, the services' discovery and
+// the routes' mirrors. It runs after the routes' own defaults, since a
+// mirror's timeout defaults to its route's.
+func (c *Config) applyDiscoveryDefaults() {
+	r := &c.Registry
+	if r.Enabled == nil {
+		r.Enabled = ptr(true)
+	}
+	setDefault(&r.Backend, DefaultRegistryBackend)
+	if r.Etcd != nil {
+		setDefault(&r.Etcd.Prefix, DefaultEtcdPrefix)
+		setDefault(&r.Etcd.DialTimeout, Duration(DefaultEtcdDialTimeout))
+	}
+	setDefault(&r.DefaultTTL, Duration(DefaultRegistryTTL))
+	setDefault(&r.MinTTL, Duration(DefaultRegistryMinTTL))
+	setDefault(&r.MaxTTL, Duration(DefaultRegistryMaxTTL))
+	setDefault(&r.GracePeriod, Duration(DefaultRegistryGracePeriod))
+	for i := range c.Services {
+		s := &c.Services[i]
+		if s.Discovery == nil {
+			continue
+		}
+		if rd := s.Discovery.Registry; rd != nil {
+			setDefault(&rd.Service, s.Name)
+		}
+		if ed := s.Discovery.Etcd; ed != nil {
+			setDefault(&ed.Service, s.Name)
+			setDefault(&ed.Prefix, DefaultEtcdPrefix)
+			setDefault(&ed.DialTimeout, Duration(DefaultEtcdDialTimeout))
+		}
+		if dd := s.Discovery.DNS; dd != nil {
+			dd.Type = dnsType(dd)
+			setDefault(&dd.Scheme, DefaultDNSScheme)
+			setDefault(&dd.Interval, Duration(DefaultDNSInterval))
+			setDefault(&dd.MinInterval, Duration(DefaultDNSMinInterval))
+			setDefault(&dd.Timeout, Duration(DefaultDNSTimeout))
+		}
+	}
+	for i := range c.Routes {
+		rt := &c.Routes[i]
+		if m := rt.Mirror; m != nil {
+			setDefault(&m.Service, rt.Service)
+			setDefault(&m.Percent, DefaultMirrorPercent)
+			setDefault(&m.MaxBodyBytes, DefaultMirrorMaxBodyBytes)
+			setDefault(&m.MaxInFlight, DefaultMirrorMaxInFlight)
+			setDefault(&m.Timeout, rt.Timeout)
+		}
+	}
 }
 
 func (l *Listener) applyDefaults() {
@@ -113,6 +182,9 @@ func (r Route) BodyLimit() (int64, bool) {
 	}
 	return int64(r.MaxBodyBytes), true
 }
+
+// IsEnabled reports whether the registry is served; unset means served.
+func (r Registry) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
 // Enabled reports whether the admin listener runs (address is not "off").
 func (a Admin) Enabled() bool { return a.Address != "off" }

@@ -14,8 +14,9 @@ const RedactedValue = "REDACTED"
 // Redacted returns a deep copy of c that is safe to print or serve on
 // /admin/config: every string value that was read from an environment
 // variable, and every secret wherever it came from (the admin token, the
-// Redis password, bcrypt hashes, API key digests, HMAC secrets and
-// introspection client secrets), is replaced by "REDACTED". File paths
+// Redis password, bcrypt hashes, API key digests, HMAC secrets,
+// introspection client secrets, registry tokens and read tokens, etcd
+// passwords and a remote registry's token), is replaced by "REDACTED". File paths
 // written in the file itself, such as TLS key paths, are kept.
 func (c *Config) Redacted() *Config {
 	if c == nil {
@@ -58,6 +59,25 @@ func (c *Config) redactSecrets() {
 	}
 	for i := range c.Auth.Introspection {
 		hide(&c.Auth.Introspection[i].ClientSecret)
+	}
+	for i := range c.Registry.Tokens {
+		hide(&c.Registry.Tokens[i].Token)
+	}
+	hide(&c.Registry.ReadToken)
+	if e := c.Registry.Etcd; e != nil {
+		hide(&e.Password)
+	}
+	for i := range c.Services {
+		d := c.Services[i].Discovery
+		if d == nil {
+			continue
+		}
+		if rd := d.Registry; rd != nil {
+			hide(&rd.Token)
+		}
+		if ed := d.Etcd; ed != nil {
+			hide(&ed.Password)
+		}
 	}
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// optionally, in Redis shared by every replica. Static: a change needs
 	// a restart. Default: in memory only.
 	RateLimits RateLimits `yaml:"rate_limits" json:"rate_limits"`
+	// Registry is the service registry instances register with (see
+	// docs/registry.md). Static. Default: enabled, in memory.
+	Registry Registry `yaml:"registry" json:"registry"`
 
 	// File is the path the configuration was read from (not a YAML field).
 	File string `yaml:"-" json:"-"`
@@ -128,8 +131,12 @@ type RequestID struct {
 type Service struct {
 	// Name identifies the service. Required, unique.
 	Name string `yaml:"name" json:"name"`
-	// Endpoints are the service's static instances. Required (at least one).
-	Endpoints []Endpoint `yaml:"endpoints" json:"endpoints"`
+	// Endpoints are the service's static instances. Exactly one of
+	// Endpoints (at least one) and Discovery is required.
+	Endpoints []Endpoint `yaml:"endpoints" json:"endpoints,omitempty"`
+	// Discovery finds the service's endpoints at run time: in a registry,
+	// in DNS or in etcd (see docs/registry.md).
+	Discovery *Discovery `yaml:"discovery" json:"discovery,omitempty"`
 	// Transport tunes the connections to the endpoints.
 	Transport Transport `yaml:"transport" json:"transport"`
 	// LoadBalancer chooses the endpoint of each request. Default round_robin.
@@ -207,6 +214,17 @@ type Route struct {
 	// Service is the name of the service to forward to. Exactly one of
 	// Service and DirectResponse is required.
 	Service string `yaml:"service" json:"service,omitempty"`
+	// Version sends the route's requests only to the service's instances
+	// of this version (metadata "version"). At most one of Version and
+	// Split.
+	Version string `yaml:"version" json:"version,omitempty"`
+	// Split divides the route's requests between versions of the service
+	// by weight (a canary). A version with no endpoints at all gets no
+	// requests; its share goes to the others.
+	Split []Split `yaml:"split" json:"split,omitempty"`
+	// Mirror sends copies of a share of the requests to a shadow version
+	// or service.
+	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
 	// DirectResponse answers from the gateway without any upstream.
 	DirectResponse *DirectResponse `yaml:"direct_response" json:"direct_response,omitempty"`
 	// Rewrite changes the path sent upstream.

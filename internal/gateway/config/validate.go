@@ -40,6 +40,7 @@ func validate(cfg *Config, failed map[string]bool) ErrorList {
 	v.limits()
 	v.auth()
 	v.resilience()
+	v.registry()
 	return v.errs
 }
 
@@ -259,9 +260,7 @@ func (v *validator) services() map[string]string {
 	for i, s := range v.cfg.Services {
 		p := joinIndex("services", i)
 		v.name("service", p, s.Name, seen)
-		if len(s.Endpoints) == 0 && !v.failed[p+".endpoints"] {
-			v.errorf(p+".endpoints", "missing required field: at least one endpoint with a url")
-		}
+		v.serviceSource(p, &v.cfg.Services[i])
 		for j, e := range s.Endpoints {
 			ep := joinIndex(p+".endpoints", j)
 			v.endpointURL(ep+".url", e.URL)

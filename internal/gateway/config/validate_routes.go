@@ -31,6 +31,7 @@ func (v *validator) routes(services map[string]string) {
 		default:
 			v.directResponse(p+".direct_response", r.DirectResponse)
 		}
+		v.traffic(p, r, services, serviceNames)
 		if r.Rewrite != nil {
 			v.rewrite(p+".rewrite", r.Rewrite, r.Match.Path, segs)
 		}

@@ -25,24 +25,35 @@ func Warnings(cfg *Config) []Warning {
 	used := map[string]bool{}
 	for _, r := range cfg.Routes {
 		used[r.Service] = true
+		if r.Mirror != nil {
+			used[r.Mirror.Service] = true
+		}
 	}
 	for i, s := range cfg.Services {
 		p := joinIndex("services", i)
 		if !used[s.Name] {
 			warn(p, "service %q is not used by any route", s.Name)
 		}
-		if sr := s.OutlierDetection.SuccessRate; sr != nil {
+		// A discovered service's endpoints are unknown until run time.
+		if sr := s.OutlierDetection.SuccessRate; sr != nil && s.Discovery == nil {
 			warnSuccessRate(warn, p+".outlier_detection.success_rate", s.Name, len(s.Endpoints), sr)
 		}
 		if t := s.Transport.TLS; t != nil {
 			if t.InsecureSkipVerify {
 				warn(p+".transport.tls.insecure_skip_verify", "certificate verification is off for service %q; never use this in production", s.Name)
 			}
-			if !slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return strings.HasPrefix(e.URL, "https://") }) {
-				warn(p+".transport.tls", "service %q has no https endpoint, so its tls settings have no effect", s.Name)
+			switch d := s.Discovery; {
+			case d == nil:
+				if !slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return strings.HasPrefix(e.URL, "https://") }) {
+					warn(p+".transport.tls", "service %q has no https endpoint, so its tls settings have no effect", s.Name)
+				}
+			case d.DNS != nil && d.DNS.Scheme != "https":
+				warn(p+".transport.tls", "service %q discovers %s endpoints (discovery.dns.scheme), so its tls settings have no effect", s.Name, d.DNS.Scheme)
 			}
 		}
 	}
+	warnRegistry(cfg, warn)
+	warnVersions(cfg, warn)
 	for i, r := range cfg.Routes {
 		if r.DirectResponse != nil && r.Rewrite != nil {
 			warn(joinIndex("routes", i)+".rewrite", "rewrite has no effect on a route with direct_response")
@@ -156,4 +167,103 @@ func warnSuccessRate(warn func(path, format string, args ...any), p, service str
 	if limit := math.Sqrt(float64(n - 1)); float64(sr.StdevFactor) >= limit {
 		warn(p+".stdev_factor", "with %d endpoints no success rate can fall %.2f standard deviations below the mean (at most %.2f), so success-rate ejection never ejects; lower stdev_factor", n, float64(sr.StdevFactor), limit)
 	}
+}
+
+// warnRegistry reports a registry anyone may write to, and registry
+// settings that have no effect.
+func warnRegistry(cfg *Config, warn func(path, format string, args ...any)) {
+	r := cfg.Registry
+	if !r.IsEnabled() {
+		return
+	}
+	if len(r.Tokens) == 0 && cfg.Admin.Enabled() && !loopbackAddress(cfg.Admin.Address) {
+		warn("registry.tokens", "the registry has no tokens and the admin API listens on %s: anyone who can reach the admin listener can register instances; set registry.tokens or listen on 127.0.0.1", cfg.Admin.Address)
+	}
+	if r.Etcd != nil && r.Backend == "memory" {
+		warn("registry.etcd", "etcd is set but backend is memory, so the etcd settings are unused; set backend: etcd or remove etcd")
+	}
+	if cfg.Admin.Enabled() || r.Backend != "memory" {
+		return
+	}
+	for i, s := range cfg.Services {
+		if d := s.Discovery; d != nil && d.Registry != nil && d.Registry.URL == "" {
+			warn(joinIndex("services", i)+".discovery.registry", "the admin listener is off, so no instance can register with this gateway's in-memory registry and service %q never has endpoints", s.Name)
+		}
+	}
+}
+
+// warnVersions reports a route version, split version or mirror version
+// that no endpoint of the service can have, and splits with a single
+// version.
+func warnVersions(cfg *Config, warn func(path, format string, args ...any)) {
+	services := make(map[string]*Service, len(cfg.Services))
+	for i := range cfg.Services {
+		services[cfg.Services[i].Name] = &cfg.Services[i]
+	}
+	missing := func(path, service, version, effect string) {
+		s := services[service]
+		if s == nil || version == "" {
+			return
+		}
+		if known, ok := knownVersions(s); ok && !known[version] {
+			warn(path, "service %q has no endpoints of version %q (%s), so %s", service, version, describeVersions(known), effect)
+		}
+	}
+	for i, r := range cfg.Routes {
+		p := joinIndex("routes", i)
+		missing(p+".version", r.Service, r.Version, "the route always answers 503")
+		for j, sp := range r.Split {
+			missing(joinIndex(p+".split", j)+".version", r.Service, sp.Version, "its share goes to the other versions")
+		}
+		if len(r.Split) == 1 {
+			warn(p+".split", "the split has a single version, which gets every request; write version: %s instead", r.Split[0].Version)
+		}
+		if m := r.Mirror; m != nil {
+			missing(p+".mirror.version", m.Service, m.Version, "every copy fails")
+			if m.Service == r.Service && m.Version == r.Version && len(r.Split) == 0 {
+				warn(p+".mirror", "the copies go to the same endpoints as the route's own requests; set mirror.version or mirror.service")
+			}
+		}
+	}
+}
+
+// knownVersions returns the versions the endpoints of s can have, and
+// whether the file tells: the "version" metadata of its static endpoints,
+// the version DNS discovery adds to every record, or the version registry
+// or etcd discovery keeps. Other discovered versions are known only at run
+// time.
+func knownVersions(s *Service) (map[string]bool, bool) {
+	known := map[string]bool{}
+	d := s.Discovery
+	switch {
+	case d == nil:
+		for _, e := range s.Endpoints {
+			if v := e.Metadata["version"]; v != "" {
+				known[v] = true
+			}
+		}
+	case d.DNS != nil:
+		if v := d.DNS.Metadata["version"]; v != "" {
+			known[v] = true
+		}
+	case d.Registry != nil && d.Registry.Version != "":
+		known[d.Registry.Version] = true
+	case d.Etcd != nil && d.Etcd.Version != "":
+		known[d.Etcd.Version] = true
+	default:
+		return nil, false
+	}
+	return known, true
+}
+
+func describeVersions(known map[string]bool) string {
+	if len(known) == 0 {
+		return "none of its endpoints has a version"
+	}
+	vs := make([]string, 0, len(known))
+	for v := range known {
+		vs = append(vs, strconv.Quote(v))
+	}
+	slices.Sort(vs)
+	return "its endpoints' versions: " + strings.Join(vs, ", ")
 }
