@@ -50,7 +50,8 @@ type Endpoint struct {
 	srCount  atomic.Uint64 // this interval's failures<<32 | requests, for success-rate detection
 
 	pool *Pool
-	done Done // e.finish, bound once when the endpoint joins a pool
+	done Done   // e.finish, bound once when the endpoint joins a pool
+	mark uint64 // the pool's merge generation that last saw it; under Pool.mu
 
 	br breaker
 

@@ -55,12 +55,15 @@ func (*Maglev) Prepare(eps []*Endpoint) any {
 	offset := make([]uint64, n)
 	skip := make([]uint64, n)
 	credit := make([]float64, n)
-	next := make([]uint64, n)
+	// pos is where each endpoint's permutation (offset + j·skip) mod m
+	// stands; stepping it by one addition avoids a division per probe.
+	pos := make([]uint64, n)
 	maxW := 1
 	for i, e := range eps {
 		k := e.Key()
 		offset[i] = HashString(k) % m
 		skip[i] = hashSeed(k, 0x9e3779b97f4a7c15)%(m-1) + 1
+		pos[i] = offset[i]
 		maxW = max(maxW, e.weight())
 	}
 	table := make(maglevTable, m)
@@ -75,8 +78,10 @@ func (*Maglev) Prepare(eps []*Endpoint) any {
 				credit[i]--
 				// Walk i's permutation to its next free slot.
 				for {
-					slot := (offset[i] + next[i]*skip[i]) % m
-					next[i]++
+					slot := pos[i]
+					if pos[i] += skip[i]; pos[i] >= m {
+						pos[i] -= m
+					}
 					if table[slot] < 0 {
 						table[slot] = int32(i)
 						filled++

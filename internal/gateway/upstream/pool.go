@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 )
@@ -314,23 +315,26 @@ func (p *Pool) Reconfigure(cfg Config, eps []*Endpoint) error {
 // merge returns the new member list: existing endpoints where the key and URL
 // match, the given ones otherwise. Leavers are moved to the draining list.
 func (p *Pool) merge(cur *set, eps []*Endpoint) []*Endpoint {
-	old := make(map[string]*Endpoint, len(cur.eps))
+	// Keys are compared as (scheme, host) pairs and membership is marked
+	// on the endpoints, so a reconciliation allocates no string per
+	// endpoint and no second map.
+	old := make(map[endpointKey]*Endpoint, len(cur.eps))
 	for _, e := range cur.eps {
-		old[e.Key()] = e
+		old[endpointKey{e.URL.Scheme, e.URL.Host}] = e
 	}
+	gen := mergeGen.Add(1)
 	next := make([]*Endpoint, 0, len(eps))
-	seen := make(map[*Endpoint]bool, len(eps))
 	for _, e := range eps {
-		if prev, ok := old[e.Key()]; ok && prev.URL.String() == e.URL.String() && !seen[prev] {
+		if prev, ok := old[endpointKey{e.URL.Scheme, e.URL.Host}]; ok && sameURL(prev.URL, e.URL) && prev.mark != gen {
 			prev.Weight, prev.Meta = e.Weight, e.Meta
 			next = append(next, prev)
-			seen[prev] = true
+			prev.mark = gen
 			continue
 		}
-		if seen[e] {
+		if e.mark == gen {
 			continue
 		}
-		seen[e] = true
+		e.mark = gen
 		e.pool = p
 		e.done = e.finish
 		if e.setFlag(flagDraining, false) {
@@ -339,7 +343,7 @@ func (p *Pool) merge(cur *set, eps []*Endpoint) []*Endpoint {
 		next = append(next, e)
 	}
 	for _, e := range cur.eps {
-		if !seen[e] {
+		if e.mark != gen {
 			p.stopChecker(e)
 			e.setFlag(flagDraining, true)
 			p.draining = append(p.draining, e)
@@ -593,4 +597,18 @@ type Stats struct {
 	Overflows atomic.Uint64
 	// PanicEntered counts the times the pool entered panic mode.
 	PanicEntered atomic.Uint64
+}
+
+// mergeGen numbers reconciliations process-wide, so an endpoint's mark
+// from one pool (or one merge) never passes for another's.
+var mergeGen atomic.Uint64
+
+// endpointKey is Endpoint.Key as a comparable pair.
+type endpointKey struct{ scheme, host string }
+
+// sameURL reports whether two endpoint URLs are equal field by field, as
+// their String forms would be, without formatting them.
+func sameURL(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && a.Host == b.Host && a.Path == b.Path && a.RawPath == b.RawPath &&
+		a.Opaque == b.Opaque && a.RawQuery == b.RawQuery && a.Fragment == b.Fragment && a.User.String() == b.User.String()
 }
