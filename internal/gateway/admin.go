@@ -45,6 +45,9 @@ func (s *Server) adminHandler(token string) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	// The registry authenticates its writers and readers with tokens of
+	// its own (registry.tokens, registry.read_token).
+	mux.Handle("/registry/", s.registryHandler())
 	protected := http.NewServeMux()
 	protected.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	protected.HandleFunc("GET /admin/routes", s.handleRoutes)
@@ -96,6 +99,10 @@ type adminRoute struct {
 	Timeout   string   `json:"timeout"`
 	MaxBody   int64    `json:"max_body_bytes"`
 	WebSocket bool     `json:"websocket"`
+	// Version, Split and Mirror are the route's version-aware routing.
+	Version string         `json:"version,omitempty"`
+	Split   []config.Split `json:"split,omitempty"`
+	Mirror  *config.Mirror `json:"mirror,omitempty"`
 }
 
 func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +112,8 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 		c := rt.cfg
 		ar := adminRoute{Name: c.Name, Hosts: c.Match.Hosts, Path: c.Match.Path, Methods: c.Match.Methods,
 			Service: c.Service, Direct: c.DirectResponse != nil, Timeout: c.Timeout.D().String(),
-			MaxBody: int64(c.MaxBodyBytes), WebSocket: c.WebSocketEnabled()}
+			MaxBody: int64(c.MaxBodyBytes), WebSocket: c.WebSocketEnabled(),
+			Version: c.Version, Split: c.Split, Mirror: c.Mirror}
 		if c.Rewrite != nil {
 			ar.Rewrite = c.Rewrite
 		}
@@ -161,6 +169,18 @@ type adminService struct {
 	Draining []adminEndpoint `json:"draining,omitempty"`
 	// RetryBudget is the number of retries the budget allows now.
 	RetryBudget int64 `json:"retry_budget_remaining"`
+	// Discovery is the state of the service's discovery provider; absent
+	// for a service with static endpoints.
+	Discovery *sourceStatus `json:"discovery,omitempty"`
+	// Subsets are the versions routes select, with their endpoint counts.
+	Subsets []adminSubset `json:"subsets,omitempty"`
+}
+
+type adminSubset struct {
+	Version   string `json:"version"`
+	Endpoints int    `json:"endpoints"`
+	Available int    `json:"available"`
+	Panic     bool   `json:"panic"`
 }
 
 func describeEndpoint(ep *upstream.Endpoint) adminEndpoint {
@@ -192,6 +212,15 @@ func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, ep := range p.Draining() {
 			as.Draining = append(as.Draining, describeEndpoint(ep))
+		}
+		if svc.source != nil {
+			st := svc.source.status()
+			as.Discovery = &st
+		}
+		for _, sub := range p.Subsets() {
+			_, v, _ := sub.SubsetOf()
+			as.Subsets = append(as.Subsets, adminSubset{Version: v, Endpoints: len(sub.Endpoints()),
+				Available: sub.Available(), Panic: sub.Panicking()})
 		}
 		out = append(out, as)
 	}

@@ -39,6 +39,9 @@ type Metrics struct {
 	ipDenied         *prometheus.CounterVec
 	corsRejected     *prometheus.CounterVec
 
+	// mirrored counts mirrored copies by route and result.
+	mirrored *prometheus.CounterVec
+
 	// inFlight counts requests being served; portico_requests_in_flight
 	// reads it at scrape time, so the request path pays one atomic add
 	// instead of a compare-and-swap loop on a float.
@@ -96,6 +99,11 @@ func NewMetrics() *Metrics {
 		}, func() float64 { return float64(m.inFlight.Load()) }),
 		m.reloads, m.lastReloadOK, m.lastReloadTime, m.configVersion, m.accessLogDrops, m.rejectedTargets)
 	m.registerLimitMetrics()
+	m.mirrored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_mirror_requests_total",
+		Help: "Copies of requests for a route's mirror, by result: sent, dropped (mirror in-flight cap reached), skipped (body over max_body_bytes), failed (no response or 5xx from the shadow).",
+	}, []string{"route", "result"})
+	m.Registry.MustRegister(m.mirrored)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m
@@ -344,5 +352,20 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.transitions, open, name, addr, "open")
 			counter(c.transitions, half, name, addr, "half-open")
 		}
+	}
+}
+
+// mirrorMetrics are one route's mirror counters, resolved once per route.
+type mirrorMetrics struct {
+	sent, dropped, skipped, failed prometheus.Counter
+}
+
+// forMirror returns the mirror counters of a route.
+func (m *Metrics) forMirror(route string) *mirrorMetrics {
+	return &mirrorMetrics{
+		sent:    m.mirrored.WithLabelValues(route, "sent"),
+		dropped: m.mirrored.WithLabelValues(route, "dropped"),
+		skipped: m.mirrored.WithLabelValues(route, "skipped"),
+		failed:  m.mirrored.WithLabelValues(route, "failed"),
 	}
 }

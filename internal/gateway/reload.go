@@ -69,6 +69,7 @@ func (s *Server) apply(cfg *config.Config) (int64, error) {
 	s.snap.Store(snap)
 	if s.ready.Load() {
 		startPools(snap)
+		startSources(snap)
 	}
 	s.metrics.Reloaded(true, s.version)
 	s.retire(prev, snap)
@@ -119,6 +120,7 @@ func staticChanges(running, next *config.Config) []string {
 	check("trusted_proxies", running.TrustedProxies, next.TrustedProxies)
 	check("request_id", running.RequestID, next.RequestID)
 	check("rate_limits", running.RateLimits, next.RateLimits)
+	check("registry", running.Registry, next.Registry)
 	return out
 }
 

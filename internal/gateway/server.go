@@ -28,6 +28,7 @@ import (
 	"github.com/portico-dev/portico/internal/gateway/policy/auth"
 	"github.com/portico-dev/portico/internal/gateway/policy/ratelimit"
 	"github.com/portico-dev/portico/internal/gateway/proxy"
+	"github.com/portico-dev/portico/registry"
 	"github.com/portico-dev/portico/telemetry/accesslog"
 )
 
@@ -50,6 +51,10 @@ type Server struct {
 	// limits holds the rate-limit stores (and the Redis client), which
 	// survive reloads; created from the static configuration.
 	limits *ratelimit.Shared
+	// registry is the service registry's store and registryAPI its HTTP
+	// API, served on the admin listener; nil when disabled. Static.
+	registry    registry.Store
+	registryAPI http.Handler
 
 	// static is the configuration the listeners, admin API and shutdown were
 	// set up from; a reload that changes those parts is applied only in part.
@@ -100,6 +105,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.reqIDHeader = http.CanonicalHeaderKey(cfg.RequestID.Header)
 	s.metrics = NewMetrics()
 	s.metrics.watchUpstreams(s.pools)
+	s.metrics.watchSources(s.sources)
 	s.policies = policy.Builtin()
 	s.auth = auth.NewRegistry(s.logger)
 	s.proxy = proxy.New(proxy.Config{Trusted: s.trusted, RequestIDHeader: s.reqIDHeader, Logger: s.logger})
@@ -110,10 +116,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.closeAccessLog()
 		return nil, err
 	}
+	if err := s.openRegistry(cfg.Registry); err != nil {
+		s.closeAccessLog()
+		_ = s.limits.Close()
+		return nil, err
+	}
 	snap, err := s.build(cfg, nil, 1)
 	if err != nil {
 		s.closeAccessLog()
 		_ = s.limits.Close()
+		s.closeRegistry()
 		return nil, err
 	}
 	s.version = 1
@@ -153,6 +165,7 @@ func (s *Server) Start() error {
 	// Under reloadMu, so a reload racing with Start starts its pools too.
 	s.reloadMu.Lock()
 	startPools(s.snap.Load())
+	startSources(s.snap.Load())
 	s.ready.Store(true)
 	s.reloadMu.Unlock()
 	s.logger.Info("gateway started", "listeners", s.listenerAddrs(), "admin", s.AdminAddr(), "routes", len(s.snap.Load().routes))
@@ -254,6 +267,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			acancel()
 		}
 		for _, svc := range s.snap.Load().services {
+			if svc.source != nil {
+				svc.source.stop(time.Second)
+			}
 			svc.pool.Close()
 			if c, ok := svc.transport.(interface{ CloseIdleConnections() }); ok {
 				c.CloseIdleConnections()
@@ -261,6 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.closeAccessLog()
 		_ = s.limits.Close()
+		s.closeRegistry()
 		if err != nil {
 			s.logger.Warn("drain timeout reached; remaining connections were closed", "err", err)
 		} else {
@@ -404,6 +421,12 @@ func Validate(cfg *config.Config) error {
 		return err
 	}
 	defer s.limits.Close()
+	if cfg.Registry.IsEnabled() {
+		// Services discovered in the gateway's own registry need one to
+		// compile against; which backend it uses does not matter here.
+		s.registry = registry.NewMemory(registry.MemoryOptions{Logger: s.logger})
+		defer s.closeRegistry()
+	}
 	_, err = s.build(cfg, nil, 1)
 	return err
 }

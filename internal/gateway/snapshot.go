@@ -51,6 +51,9 @@ type service struct {
 	// commit applies a changed definition to a pool carried over from the
 	// previous snapshot once the whole snapshot has built; nil otherwise.
 	commit func()
+	// source feeds the pool of a discovered service; nil for a static one.
+	// It is carried over with the pool while the discovery settings stay.
+	source *source
 }
 
 // build compiles cfg into a snapshot, reusing prev's pools for unchanged
@@ -98,7 +101,7 @@ func (s *Server) build(cfg *config.Config, prev *snapshot, version int64) (*snap
 		return nil, err
 	}
 	snap.router = rt
-	commitServices(snap)
+	commitServices(snap, prev)
 	// The build succeeded: later builds reuse the auth caches it drew on.
 	env.Auth.Commit()
 	snap.unrouted = s.routeMetrics(prev, "", "")
@@ -127,15 +130,23 @@ func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, err
 			return old, nil
 		}
 	}
-	eps := make([]*upstream.Endpoint, 0, len(sc.Endpoints))
-	schemes := make(map[string]bool, 2)
-	for _, ec := range sc.Endpoints {
-		u, err := url.Parse(ec.URL)
-		if err != nil {
-			return nil, fmt.Errorf("endpoint %q: %w", ec.URL, err)
+	// A discovered service has no endpoints of its own (nil: a carried-over
+	// pool keeps serving its set until the source delivers).
+	var eps []*upstream.Endpoint
+	var schemes map[string]bool
+	if sc.Discovery != nil {
+		schemes = discoverySchemes(sc.Discovery)
+	} else {
+		eps = make([]*upstream.Endpoint, 0, len(sc.Endpoints))
+		schemes = make(map[string]bool, 2)
+		for _, ec := range sc.Endpoints {
+			u, err := url.Parse(ec.URL)
+			if err != nil {
+				return nil, fmt.Errorf("endpoint %q: %w", ec.URL, err)
+			}
+			schemes[u.Scheme] = true
+			eps = append(eps, &upstream.Endpoint{URL: u, Weight: ec.Weight, Meta: ec.Metadata})
 		}
-		schemes[u.Scheme] = true
-		eps = append(eps, &upstream.Endpoint{URL: u, Weight: ec.Weight, Meta: ec.Metadata})
 	}
 	pcfg, err := s.poolConfig(sc)
 	if err != nil {
@@ -143,21 +154,36 @@ func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, err
 	}
 	topts := transportOptions(sc, schemes)
 	tkey := fmt.Sprintf("%+v", topts)
+	var svc *service
 	if old != nil {
 		// Reconcile the live pool: unchanged endpoints keep their health,
 		// ejection and breaker state.
-		return s.reconcileService(old, fp, pcfg, eps, topts, tkey)
+		if svc, err = s.reconcileService(old, fp, pcfg, eps, topts, tkey); err != nil {
+			return nil, err
+		}
+	} else {
+		tr, err := proxy.NewTransport(topts)
+		if err != nil {
+			return nil, err
+		}
+		pool, err := upstream.New(sc.Name, tr, pcfg)
+		if err != nil {
+			return nil, err
+		}
+		if eps != nil {
+			pool.Update(eps)
+		}
+		svc = &service{fingerprint: fp, pool: pool, transport: tr, transportKey: tkey}
 	}
-	tr, err := proxy.NewTransport(topts)
-	if err != nil {
-		return nil, err
+	if sc.Discovery != nil {
+		key := discoveryKey(sc, topts)
+		if old != nil && old.source != nil && old.source.key == key {
+			svc.source = old.source
+		} else if svc.source, err = s.newSource(sc, svc.pool, topts, key); err != nil {
+			return nil, err
+		}
 	}
-	pool, err := upstream.New(sc.Name, tr, pcfg)
-	if err != nil {
-		return nil, err
-	}
-	pool.Update(eps)
-	return &service{fingerprint: fp, pool: pool, transport: tr, transportKey: tkey}, nil
+	return svc, nil
 }
 
 // terminal is the innermost handler of a route: the proxy to its service, or
@@ -170,7 +196,7 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 	if !ok {
 		return nil, fmt.Errorf("unknown service %q", rc.Service)
 	}
-	t := proxy.Target{Pool: svc.pool, Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled(),
+	t := proxy.Target{Pool: versionPool(svc.pool, rc.Version), Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled(),
 		Retry: retryPolicy(rc), Hedge: hedgePolicy(rc), PropagateDeadline: rc.DeadlinePropagated()}
 	if rw := rc.Rewrite; rw != nil {
 		spec := router.RewriteSpec{StripPrefix: rw.StripPrefix, Template: rw.Path}
@@ -183,7 +209,44 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 		}
 		t.Rewrite = rewriter.Apply
 	}
-	return s.proxy.Handler(t)
+	h, err := s.versionedHandler(rc, svc, t)
+	if err != nil || rc.Mirror == nil {
+		return h, err
+	}
+	m := rc.Mirror
+	msvc, ok := snap.services[m.Service]
+	if !ok {
+		return nil, fmt.Errorf("mirror: unknown service %q", m.Service)
+	}
+	// The copy makes one attempt, bounded by the mirror's timeout.
+	st := t
+	st.Pool, st.Retry, st.Hedge, st.WebSocket = versionPool(msvc.pool, m.Version), nil, nil, false
+	st.Timeout = m.Timeout.D()
+	shadow, err := s.proxy.Handler(st)
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	return newMirrorHandler(h, shadow, m, m.Service, s.metrics.forMirror(rc.Name)), nil
+}
+
+// versionedHandler is the proxy to the route's service, or to each version
+// of a split.
+func (s *Server) versionedHandler(rc *config.Route, svc *service, t proxy.Target) (http.Handler, error) {
+	if len(rc.Split) == 0 {
+		return s.proxy.Handler(t)
+	}
+	branches := make([]splitBranch, len(rc.Split))
+	weights := make([]int, len(rc.Split))
+	for i, sp := range rc.Split {
+		bt := t
+		bt.Pool = versionPool(svc.pool, sp.Version)
+		h, err := s.proxy.Handler(bt)
+		if err != nil {
+			return nil, fmt.Errorf("split[%d]: %w", i, err)
+		}
+		branches[i], weights[i] = splitBranch{pool: bt.Pool, next: h}, sp.Weight
+	}
+	return newSplitHandler(weights, branches), nil
 }
 
 func routerRoute(rc *config.Route, i int) (router.Route, error) {

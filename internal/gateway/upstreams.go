@@ -120,8 +120,20 @@ func (s *Server) reconcileService(old *service, fp string, pcfg upstream.Config,
 }
 
 // commitServices applies the changes of carried-over pools; build calls it
-// once nothing can fail any more.
-func commitServices(snap *snapshot) {
+// once nothing can fail any more. Sources of prev that snap does not keep
+// are detached first, so none of them can overwrite the set a changed
+// service now gets from its configuration or its new source.
+func commitServices(snap, prev *snapshot) {
+	if prev != nil {
+		for name, old := range prev.services {
+			if old.source == nil {
+				continue
+			}
+			if cur := snap.services[name]; cur == nil || cur.source != old.source {
+				old.source.detach()
+			}
+		}
+	}
 	for _, svc := range snap.services {
 		if svc.commit != nil {
 			svc.commit()
