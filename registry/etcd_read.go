@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -220,6 +221,7 @@ func (e *Etcd) Watch(ctx context.Context, service string, after int64) (Watcher,
 		wctx:    wctx,
 		closed:  make(chan struct{}),
 		release: func() { stop(); cancel() },
+		probe:   time.NewTimer(etcdWatchProbe),
 	}
 	w.wch = e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	return w, nil
@@ -266,7 +268,17 @@ type etcdWatcher struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	// probe fires after etcdWatchProbe without a watch response: etcd's
+	// client retries a lost connection silently, so the watcher asks the
+	// cluster itself whether it is still there.
+	probe *time.Timer
 }
+
+// etcdWatchProbe is how long a watch may go without a response before the
+// watcher checks that the cluster answers; a cluster that does not ends the
+// watch with ErrUnavailable, so its caller can report the outage.
+const etcdWatchProbe = 3 * time.Second
 
 // Next returns the next change. It may be called again after it returned
 // ctx's error; any other error ends the watch.
@@ -294,12 +306,37 @@ func (w *etcdWatcher) Next(ctx context.Context) (Event, error) {
 				w.err = w.ended()
 				continue
 			}
+			w.probe.Reset(etcdWatchProbe)
 			w.err = w.apply(&resp)
+		case <-w.probe.C:
+			if err := w.alive(); err != nil {
+				w.err = err
+				w.release()
+				continue
+			}
+			w.probe.Reset(etcdWatchProbe)
 		case <-w.closed:
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}
 	}
+}
+
+// alive asks the cluster for one serializable count, bounded by the
+// store's timeout, and returns the failure if it does not answer.
+func (w *etcdWatcher) alive() error {
+	ctx, cancel, err := w.e.begin(w.wctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if _, err := w.e.cli.Get(ctx, w.e.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable()); err != nil {
+		if w.wctx.Err() != nil {
+			return w.ended()
+		}
+		return w.e.fail("watch", err)
+	}
+	return nil
 }
 
 // ended is the error of a watch whose etcd channel closed.
@@ -402,6 +439,7 @@ func (w *etcdWatcher) Close() error {
 	w.closeOnce.Do(func() {
 		close(w.closed)
 		w.release()
+		w.probe.Stop()
 	})
 	return nil
 }

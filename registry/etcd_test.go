@@ -671,6 +671,17 @@ func TestEtcdUnavailable(t *testing.T) {
 		t.Errorf("listing with a 100ms deadline and a 1m timeout: %v after %v", err, took)
 	}
 
+	// An open watch notices the outage (etcd's client would retry
+	// silently) and ends with ErrUnavailable.
+	wctx, wcancel := context.WithTimeout(ctx, etcdWatchProbe+timeout+10*time.Second)
+	start = time.Now()
+	_, err = w.Next(wctx)
+	wcancel()
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("watch during the outage: %v after %v, want ErrUnavailable", err, time.Since(start))
+	}
+	_ = w.Close()
+
 	srv.Restart()
 	etcdPoll(t, 30*time.Second, "the store to reach the restarted cluster", func() bool {
 		_, _, err := s.Instances(ctx, "")
@@ -680,6 +691,8 @@ func TestEtcdUnavailable(t *testing.T) {
 		t.Fatalf("heartbeat after restart: %v", err)
 	}
 	second := etcdRegister(t, s, etcdInstance("orders", "o-2"), 30*time.Second)
+	// Watching again after the last revision seen misses nothing.
+	w = etcdWatch(t, s, "orders", first.Revision)
 	ev := etcdNext(t, w, 30*time.Second)
 	wantEvent(t, ev, EventPut, "o-2", StatusPassing)
 	if ev.Revision != second.Revision {

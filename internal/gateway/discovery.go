@@ -281,16 +281,16 @@ func (s *Server) opener(sc *config.Service) (opener, string, error) {
 		eo := registry.EtcdOptions{Endpoints: ed.Endpoints, Prefix: ed.Prefix, DialTimeout: ed.DialTimeout.D(),
 			Username: ed.Username, Password: ed.Password, Logger: s.logger}
 		return func(ctx context.Context) (discovery.Provider, func(), error) {
-			store, err := registry.NewEtcd(ctx, eo)
+			store, release, err := s.etcdStores.acquire(ctx, eo)
 			if err != nil {
 				return nil, nil, err
 			}
 			p, err := discovery.NewRegistry(store, f, discovery.RegistryOptions{Kind: "etcd", Logger: s.logger})
 			if err != nil {
-				_ = store.Close()
+				release()
 				return nil, nil, err
 			}
-			return p, func() { _ = store.Close() }, nil
+			return p, release, nil
 		}, "etcd", nil
 	case d.DNS != nil:
 		dd := d.DNS
@@ -303,6 +303,53 @@ func (s *Server) opener(sc *config.Service) (opener, string, error) {
 		return func(context.Context) (discovery.Provider, func(), error) { return p, nil, nil }, "dns", nil
 	}
 	return nil, "", errors.New("discovery: no provider configured")
+}
+
+// etcdStores shares one etcd connection among the services discovered
+// from the same cluster and prefix, instead of one client per service.
+type etcdStores struct {
+	mu     sync.Mutex
+	stores map[string]*sharedEtcd
+}
+
+type sharedEtcd struct {
+	store *registry.Etcd
+	refs  int
+}
+
+// acquire returns the store for opts, connecting when no service holds one,
+// and the function that releases it; the last release closes it.
+func (c *etcdStores) acquire(ctx context.Context, opts registry.EtcdOptions) (*registry.Etcd, func(), error) {
+	b, _ := json.Marshal([]any{opts.Endpoints, opts.Prefix, opts.Username, opts.Password, opts.DialTimeout})
+	key := string(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.stores[key]
+	if sh == nil {
+		// Connecting happens under the lock: a second service of the same
+		// cluster waits for this one rather than dialing again.
+		store, err := registry.NewEtcd(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.stores == nil {
+			c.stores = make(map[string]*sharedEtcd)
+		}
+		sh = &sharedEtcd{store: store}
+		c.stores[key] = sh
+	}
+	sh.refs++
+	var once sync.Once
+	return sh.store, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if sh.refs--; sh.refs == 0 {
+				delete(c.stores, key)
+				_ = sh.store.Close()
+			}
+		})
+	}, nil
 }
 
 func orName(v, name string) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-dev/portico/internal/etcdtest"
 	"github.com/portico-dev/portico/internal/gateway/config"
 	"github.com/portico-dev/portico/registry"
 )
@@ -486,4 +487,69 @@ func adminServiceOf(t testing.TB, g *testGateway, name string) adminService {
 	}
 	t.Fatalf("service %q not in /admin/services: %s", name, body)
 	return adminService{}
+}
+
+func TestEtcdDiscoverySharesOneConnection(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	ctx := context.Background()
+	store, err := registry.NewEtcd(ctx, registry.EtcdOptions{Endpoints: srv.Endpoints(), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	orders, users := newNamed(t, "orders", nil), newNamed(t, "users", nil)
+	for _, in := range []registry.Instance{
+		{ID: "o-1", Service: "orders", Address: hostOf(t, orders.URL)},
+		{ID: "u-1", Service: "users", Address: hostOf(t, users.URL)},
+	} {
+		if _, err := store.Register(ctx, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eps := `["` + strings.Join(srv.Endpoints(), `","`) + `"]`
+	g := startGateway(t, `
+services:
+  - name: orders
+    discovery:
+      etcd: {endpoints: `+eps+`}
+  - name: users
+    discovery:
+      etcd: {endpoints: `+eps+`, service: users}
+routes:
+  - name: orders
+    match: {path: "/orders"}
+    service: orders
+  - name: users
+    match: {path: "/users"}
+    service: users
+`)
+	c := httpClient()
+	waitFor(t, 10*time.Second, "both services", func() bool {
+		_, a := get(t, c, g.base+"/orders")
+		_, b := get(t, c, g.base+"/users")
+		return a == "orders" && b == "users"
+	})
+	g.etcdStores.mu.Lock()
+	n := len(g.etcdStores.stores)
+	g.etcdStores.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d etcd connections for two services of one cluster, want 1", n)
+	}
+	// etcd down: the last sets keep serving and the failure shows.
+	srv.Stop()
+	waitFor(t, 20*time.Second, "the failure to show", func() bool {
+		as := adminServiceOf(t, g, "orders")
+		return as.Discovery != nil && as.Discovery.Error != ""
+	})
+	for range 5 {
+		if _, body := get(t, c, g.base+"/users"); body != "users" {
+			t.Fatalf("while etcd is down users answered %q", body)
+		}
+	}
+	srv.Restart()
+	waitFor(t, 20*time.Second, "recovery", func() bool {
+		as := adminServiceOf(t, g, "orders")
+		return as.Discovery != nil && as.Discovery.Error == ""
+	})
 }

@@ -55,6 +55,8 @@ type Server struct {
 	// API, served on the admin listener; nil when disabled. Static.
 	registry    registry.Store
 	registryAPI http.Handler
+	// etcdStores are the etcd connections of services discovered in etcd.
+	etcdStores etcdStores
 
 	// static is the configuration the listeners, admin API and shutdown were
 	// set up from; a reload that changes those parts is applied only in part.
