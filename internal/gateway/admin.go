@@ -218,6 +218,9 @@ func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
 			as.Discovery = &st
 		}
 		for _, sub := range p.Subsets() {
+			if sub.IsShadow() {
+				continue
+			}
 			_, v, _ := sub.SubsetOf()
 			as.Subsets = append(as.Subsets, adminSubset{Version: v, Endpoints: len(sub.Endpoints()),
 				Available: sub.Available(), Panic: sub.Panicking()})

@@ -39,16 +39,14 @@ type source struct {
 	topts  proxy.TransportOptions
 	logger *slog.Logger
 
-	startOnce sync.Once
-	cancel    context.CancelFunc
-	done      chan struct{}
-
 	updates  atomic.Uint64
 	failures atomic.Uint64
 
 	mu         sync.Mutex
-	detached   bool // stopped or replaced: later sets are dropped
-	received   bool // a set arrived since the source started
+	cancel     context.CancelFunc // set by start
+	done       chan struct{}      // closed when the provider returned
+	detached   bool               // stopped or replaced: later sets are dropped
+	received   bool               // a set arrived since the source started
 	count      int
 	lastUpdate time.Time
 	err        error
@@ -69,13 +67,25 @@ type sourceStatus struct {
 	ErrorSince string `json:"error_since,omitempty"`
 }
 
-// start runs the provider until stop. It is idempotent.
+// start runs the provider until stop. It is idempotent, and does nothing
+// once the source is detached.
 func (s *source) start() {
-	s.startOnce.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		s.cancel, s.done = cancel, make(chan struct{})
-		go s.run(ctx)
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detached || s.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	go s.run(ctx)
+}
+
+// switched reports whether the source gave the pool a transport other
+// than the one its settings describe.
+func (s *source) switched() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.h2c != s.topts.H2C
 }
 
 func (s *source) run(ctx context.Context) {
@@ -112,20 +122,24 @@ func (s *source) run(ctx context.Context) {
 func (s *source) detach() {
 	s.mu.Lock()
 	s.detached = true
+	cancel := s.cancel
 	s.mu.Unlock()
-	if s.cancel != nil {
-		s.cancel()
+	if cancel != nil {
+		cancel()
 	}
 }
 
 // stop detaches the source and waits (bounded) for its provider to return.
 func (s *source) stop(timeout time.Duration) {
 	s.detach()
-	if s.done == nil {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
 		return
 	}
 	select {
-	case <-s.done:
+	case <-done:
 	case <-time.After(timeout):
 		s.logger.Warn("discovery provider did not stop in time", "service", s.service, "provider", s.kind)
 	}
@@ -408,6 +422,11 @@ func (s *Server) openRegistry(rc config.Registry) error {
 	tokens := make([]registry.Token, len(rc.Tokens))
 	for i, t := range rc.Tokens {
 		tokens[i] = registry.Token{Name: t.Name, Token: t.Token, Services: t.Services}
+	}
+	if len(tokens) == 0 && s.static.Admin.Token != "" {
+		// No registration tokens: a gateway that guards its admin API does
+		// not leave the registry, served on the same listener, open.
+		tokens = []registry.Token{{Name: "admin", Token: s.static.Admin.Token, Services: []string{"*"}}}
 	}
 	h, err := registry.NewHandler(store, registry.HandlerOptions{Tokens: tokens, ReadToken: rc.ReadToken,
 		DefaultTTL: rc.DefaultTTL.D(), MinTTL: rc.MinTTL.D(), MaxTTL: rc.MaxTTL.D(), Logger: s.logger})

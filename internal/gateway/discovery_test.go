@@ -553,3 +553,171 @@ routes:
 		return as.Discovery != nil && as.Discovery.Error == ""
 	})
 }
+
+// A shadow whose response breaks off, or a request body of unknown length,
+// must neither crash the gateway nor stall the client.
+func TestMirrorSurvivesBrokenShadowAndSkipsStreams(t *testing.T) {
+	t.Parallel()
+	main := newNamed(t, "main", nil)
+	shadow := newNamed(t, "shadow", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "short")
+	})
+	g := startGateway(t, `
+services:
+`+serviceYAML("main", main.URL)+serviceYAML("shadow", shadow.URL)+`
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: main
+    mirror: {service: shadow}
+`)
+	c := httpClient()
+	for range 5 {
+		if resp, body := get(t, c, g.base+"/x"); resp.StatusCode != 200 || body != "main" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+	waitFor(t, 5*time.Second, "the broken copies to be counted", func() bool {
+		_, body := get(t, c, g.admin+"/metrics")
+		return contains(body, `portico_mirror_requests_total{result="failed",route="orders"} 5`)
+	})
+	// A body of unknown length goes to the main version unmirrored.
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, "streamed")
+		_ = pw.Close()
+	}()
+	resp, err := c.Post(g.base+"/x", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("streamed body: %d", resp.StatusCode)
+	}
+	_, body := get(t, c, g.admin+"/metrics")
+	if !contains(body, `portico_mirror_requests_total{result="skipped",route="orders"} 1`) {
+		t.Fatalf("a body of unknown length was mirrored:\n%s", grep(body, "portico_mirror"))
+	}
+}
+
+// Mirrored copies do not count against the service's max_requests.
+func TestMirrorDoesNotTakeCapacity(t *testing.T) {
+	t.Parallel()
+	main := newNamed(t, "main", nil)
+	slow := newNamed(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+	})
+	g := startGateway(t, `
+services:
+  - name: orders
+    circuit_breaker: {max_requests: 2}
+    endpoints:
+      - {url: "`+main.URL+`", metadata: {version: v1}}
+      - {url: "`+slow.URL+`", metadata: {version: v2}}
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: orders
+    version: v1
+    mirror: {version: v2}
+`)
+	c := httpClient()
+	for i := range 6 {
+		if resp, body := get(t, c, g.base+"/x"); resp.StatusCode != 200 || body != "main" {
+			t.Fatalf("request %d with slow copies in flight: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
+
+// Subsets a configuration no longer names stop following the pool.
+func TestReloadDropsUnusedSubsets(t *testing.T) {
+	t.Parallel()
+	v1, v2 := newNamed(t, "v1", nil), newNamed(t, "v2", nil)
+	svc := versionedService("orders", map[string]string{v1.URL: "v1", v2.URL: "v2"})
+	g := startGateway(t, `
+services:
+`+svc+`
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: orders
+    split: [{version: v1, weight: 1}, {version: v2, weight: 1}]
+`)
+	pool := g.pools()["orders"]
+	if n := len(pool.Subsets()); n != 2 {
+		t.Fatalf("%d subsets, want 2", n)
+	}
+	if _, err := g.Apply(mustParse(t, baseConfig+`
+services:
+`+svc+`
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: orders
+    version: v2
+`)); err != nil {
+		t.Fatal(err)
+	}
+	if subs := pool.Subsets(); len(subs) != 1 {
+		t.Fatalf("%d subsets after the reload, want 1", len(subs))
+	}
+}
+
+// A pool whose discovered instances spoke h2c gets an HTTP/1.1 transport
+// back when the service returns to static http endpoints.
+func TestTransportFollowsSourceReplacement(t *testing.T) {
+	t.Parallel()
+	var protos sync.Map
+	h2 := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		_, _ = io.WriteString(w, "h2c")
+	}))
+	h2.Config.Protocols = new(http.Protocols)
+	h2.Config.Protocols.SetHTTP1(true)
+	h2.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2.Start()
+	t.Cleanup(h2.Close)
+	cfg := `
+services:
+  - name: orders
+    discovery:
+      registry: {}
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: orders
+`
+	g := startGateway(t, cfg)
+	rc, _ := registry.NewClient(g.admin, registry.ClientOptions{})
+	if _, err := rc.Register(context.Background(), registry.Instance{ID: "g-1", Service: "orders", Address: hostOf(t, h2.URL), Protocol: "h2c"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c := httpClient()
+	waitFor(t, 3*time.Second, "the h2c instance", func() bool {
+		resp, body := get(t, c, g.base+"/x")
+		return resp.StatusCode == 200 && body == "h2c"
+	})
+	if _, ok := protos.Load("HTTP/2.0"); !ok {
+		t.Fatal("the h2c instance was not spoken to over HTTP/2")
+	}
+	plain := newNamed(t, "plain", nil)
+	if _, err := g.Apply(mustParse(t, baseConfig+`
+services:
+`+serviceYAML("orders", plain.URL)+`
+routes:
+  - name: orders
+    match: {path: "/{rest...}"}
+    service: orders
+`)); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if resp, body := get(t, c, g.base+"/x"); resp.StatusCode != 200 || body != "plain" {
+			t.Fatalf("after returning to static http endpoints: %d %q", resp.StatusCode, body)
+		}
+	}
+}

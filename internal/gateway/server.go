@@ -273,7 +273,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				svc.source.stop(time.Second)
 			}
 			svc.pool.Close()
-			if c, ok := svc.transport.(interface{ CloseIdleConnections() }); ok {
+			// The pool's live transport: discovery may have replaced it.
+			if c, ok := svc.pool.Transport().(interface{ CloseIdleConnections() }); ok {
 				c.CloseIdleConnections()
 			}
 		}

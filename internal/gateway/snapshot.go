@@ -28,6 +28,8 @@ type snapshot struct {
 	services map[string]*service
 	// unrouted records requests no route answered (400, 404, 405).
 	unrouted *routeMetrics
+	// views are the pool subsets and shadow views its routes use.
+	views map[*upstream.Pool]bool
 }
 
 type compiledRoute struct {
@@ -102,6 +104,7 @@ func (s *Server) build(cfg *config.Config, prev *snapshot, version int64) (*snap
 	}
 	snap.router = rt
 	commitServices(snap, prev)
+	retainViews(snap)
 	// The build succeeded: later builds reuse the auth caches it drew on.
 	env.Auth.Commit()
 	snap.unrouted = s.routeMetrics(prev, "", "")
@@ -155,7 +158,20 @@ func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, err
 	topts := transportOptions(sc, schemes)
 	tkey := fmt.Sprintf("%+v", topts)
 	var svc *service
+	var key string
+	carry := false
+	if sc.Discovery != nil {
+		key = discoveryKey(sc, topts)
+		carry = old != nil && old.source != nil && old.source.key == key
+	}
 	if old != nil {
+		if old.source != nil && !carry && old.source.switched() {
+			// The pool speaks what the replaced source's instances spoke,
+			// not what the settings say: give it a transport built from them.
+			o := *old
+			o.transportKey = ""
+			old = &o
+		}
 		// Reconcile the live pool: unchanged endpoints keep their health,
 		// ejection and breaker state.
 		if svc, err = s.reconcileService(old, fp, pcfg, eps, topts, tkey); err != nil {
@@ -176,8 +192,7 @@ func (s *Server) buildService(sc *config.Service, prev *snapshot) (*service, err
 		svc = &service{fingerprint: fp, pool: pool, transport: tr, transportKey: tkey}
 	}
 	if sc.Discovery != nil {
-		key := discoveryKey(sc, topts)
-		if old != nil && old.source != nil && old.source.key == key {
+		if carry {
 			svc.source = old.source
 		} else if svc.source, err = s.newSource(sc, svc.pool, topts, key); err != nil {
 			return nil, err
@@ -196,7 +211,7 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 	if !ok {
 		return nil, fmt.Errorf("unknown service %q", rc.Service)
 	}
-	t := proxy.Target{Pool: versionPool(svc.pool, rc.Version), Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled(),
+	t := proxy.Target{Pool: snap.versionPool(svc.pool, rc.Version), Timeout: rc.Timeout.D(), WebSocket: rc.WebSocketEnabled(),
 		Retry: retryPolicy(rc), Hedge: hedgePolicy(rc), PropagateDeadline: rc.DeadlinePropagated()}
 	if rw := rc.Rewrite; rw != nil {
 		spec := router.RewriteSpec{StripPrefix: rw.StripPrefix, Template: rw.Path}
@@ -209,7 +224,7 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 		}
 		t.Rewrite = rewriter.Apply
 	}
-	h, err := s.versionedHandler(rc, svc, t)
+	h, err := s.versionedHandler(snap, rc, svc, t)
 	if err != nil || rc.Mirror == nil {
 		return h, err
 	}
@@ -220,18 +235,18 @@ func (s *Server) terminal(rc *config.Route, snap *snapshot) (http.Handler, error
 	}
 	// The copy makes one attempt, bounded by the mirror's timeout.
 	st := t
-	st.Pool, st.Retry, st.Hedge, st.WebSocket = versionPool(msvc.pool, m.Version), nil, nil, false
+	st.Pool, st.Retry, st.Hedge, st.WebSocket = snap.shadowPool(msvc.pool, m.Version), nil, nil, false
 	st.Timeout = m.Timeout.D()
 	shadow, err := s.proxy.Handler(st)
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	return newMirrorHandler(h, shadow, m, m.Service, s.metrics.forMirror(rc.Name)), nil
+	return newMirrorHandler(h, shadow, m, rc.Name, s.logger, s.metrics.forMirror(rc.Name)), nil
 }
 
 // versionedHandler is the proxy to the route's service, or to each version
 // of a split.
-func (s *Server) versionedHandler(rc *config.Route, svc *service, t proxy.Target) (http.Handler, error) {
+func (s *Server) versionedHandler(snap *snapshot, rc *config.Route, svc *service, t proxy.Target) (http.Handler, error) {
 	if len(rc.Split) == 0 {
 		return s.proxy.Handler(t)
 	}
@@ -239,7 +254,7 @@ func (s *Server) versionedHandler(rc *config.Route, svc *service, t proxy.Target
 	weights := make([]int, len(rc.Split))
 	for i, sp := range rc.Split {
 		bt := t
-		bt.Pool = versionPool(svc.pool, sp.Version)
+		bt.Pool = snap.versionPool(svc.pool, sp.Version)
 		h, err := s.proxy.Handler(bt)
 		if err != nil {
 			return nil, fmt.Errorf("split[%d]: %w", i, err)

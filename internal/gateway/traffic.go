@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -16,12 +17,38 @@ import (
 )
 
 // versionPool returns the pool a route sends to: the service's whole pool,
-// or the subset of its instances of one version.
-func versionPool(p *upstream.Pool, version string) *upstream.Pool {
+// or the subset of its instances of one version, which the snapshot
+// records as in use.
+func (snap *snapshot) versionPool(p *upstream.Pool, version string) *upstream.Pool {
 	if version == "" {
 		return p
 	}
-	return p.Subset(discovery.MetaVersion, version)
+	return snap.use(p.Subset(discovery.MetaVersion, version))
+}
+
+// shadowPool returns the view of p (or of its version) that a route's
+// mirrored copies go to.
+func (snap *snapshot) shadowPool(p *upstream.Pool, version string) *upstream.Pool {
+	if version == "" {
+		return snap.use(p.Shadow("", ""))
+	}
+	return snap.use(p.Shadow(discovery.MetaVersion, version))
+}
+
+func (snap *snapshot) use(view *upstream.Pool) *upstream.Pool {
+	if snap.views == nil {
+		snap.views = make(map[*upstream.Pool]bool)
+	}
+	snap.views[view] = true
+	return view
+}
+
+// retainViews drops the subsets and shadow views no route of snap uses,
+// so versions routes stopped naming no longer follow every update.
+func retainViews(snap *snapshot) {
+	for _, svc := range snap.services {
+		svc.pool.RetainSubsets(func(v *upstream.Pool) bool { return snap.views[v] })
+	}
 }
 
 // splitBranch is one version of a split route.
@@ -37,13 +64,14 @@ type splitBranch struct {
 // no endpoints at all passes its turn to the next branch that has some.
 type splitHandler struct {
 	branches []splitBranch
-	seq      []uint8 // branch indexes, one full turn
+	seq      []uint16 // branch indexes, one full turn
 	n        atomic.Uint64
 }
 
-// maxSplitTurn bounds the precomputed sequence; weights whose reduced sum
-// is larger are scaled down to it (a share changes by under 0.1%).
-const maxSplitTurn = 1000
+// maxSplitTurn bounds the precomputed sequence (2 bytes an entry); weights
+// whose reduced sum is larger are scaled down to it, which moves a share
+// by at most 1/maxSplitTurn.
+const maxSplitTurn = 10000
 
 func newSplitHandler(weights []int, branches []splitBranch) *splitHandler {
 	w := append([]int(nil), weights...)
@@ -64,7 +92,7 @@ func newSplitHandler(weights []int, branches []splitBranch) *splitHandler {
 		}
 		sum = scaled
 	}
-	seq := make([]uint8, 0, sum)
+	seq := make([]uint16, 0, sum)
 	cur := make([]int, len(w))
 	for range sum {
 		best := 0
@@ -75,7 +103,7 @@ func newSplitHandler(weights []int, branches []splitBranch) *splitHandler {
 			}
 		}
 		cur[best] -= sum
-		seq = append(seq, uint8(best))
+		seq = append(seq, uint16(best))
 	}
 	return &splitHandler{branches: branches, seq: seq}
 }
@@ -108,6 +136,8 @@ func (h *splitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type mirrorHandler struct {
 	next, shadow http.Handler
 	service      string
+	route        string
+	log          *slog.Logger
 	percent      float64
 	maxBody      int64
 	timeout      time.Duration
@@ -116,8 +146,8 @@ type mirrorHandler struct {
 	m            *mirrorMetrics
 }
 
-func newMirrorHandler(next, shadow http.Handler, mc *config.Mirror, service string, m *mirrorMetrics) *mirrorHandler {
-	return &mirrorHandler{next: next, shadow: shadow, service: service, percent: float64(mc.Percent),
+func newMirrorHandler(next, shadow http.Handler, mc *config.Mirror, route string, log *slog.Logger, m *mirrorMetrics) *mirrorHandler {
+	return &mirrorHandler{next: next, shadow: shadow, service: mc.Service, route: route, log: log, percent: float64(mc.Percent),
 		maxBody: int64(mc.MaxBodyBytes), timeout: mc.Timeout.D(), slots: make(chan struct{}, max(mc.MaxInFlight, 1)), m: m}
 }
 
@@ -138,7 +168,11 @@ func (h *mirrorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > h.maxBody {
+		// A body of unknown length may be a full-duplex stream (gRPC, a
+		// bidirectional HTTP/2 exchange) whose client waits for response
+		// headers before it sends more: holding it back for a copy would
+		// stall the client, so such requests are not mirrored.
+		if r.ContentLength < 0 || r.ContentLength > h.maxBody {
 			h.m.skipped.Inc()
 			h.next.ServeHTTP(w, r)
 			return
@@ -168,15 +202,17 @@ func (h *mirrorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // copyRequest clones r for the shadow before anything downstream changes
 // it. The copy has an exchange of its own (the client's is pooled and
-// reused once the client's request ends) and a context that the client
-// going away does not cancel, bounded by the mirror timeout.
+// reused once the client's request ends) and a context of its own: nothing
+// of the client's connection (its cancellation, or net/http's server
+// values, which make the proxy abort a handler by panicking), bounded by
+// the mirror timeout.
 func (h *mirrorHandler) copyRequest(r *http.Request, body []byte) *http.Request {
 	mx := &exchange.Exchange{Start: time.Now(), Service: h.service}
 	if x := exchange.From(r.Context()); x != nil {
 		mx.ID, mx.ClientIP, mx.Path, mx.UpstreamPath = x.ID, x.ClientIP, x.Path, x.UpstreamPath
 		mx.Route, mx.Params, mx.Consumer, mx.MethodOverride = x.Route, x.Params, x.Consumer, x.MethodOverride
 	}
-	ctx := exchange.NewContext(context.WithoutCancel(r.Context()), mx)
+	ctx := exchange.NewContext(context.Background(), mx)
 	cp := r.Clone(ctx)
 	cp.Host = shadowHost(r.Host)
 	if body != nil {
@@ -190,6 +226,16 @@ func (h *mirrorHandler) copyRequest(r *http.Request, body []byte) *http.Request 
 
 func (h *mirrorHandler) send(r *http.Request) {
 	defer func() { <-h.slots }()
+	defer func() {
+		// A copy whose response broke off must never take the process
+		// down; the proxy signals that with http.ErrAbortHandler.
+		if v := recover(); v != nil {
+			h.m.failed.Inc()
+			if v != http.ErrAbortHandler {
+				h.log.Error("mirrored request panicked", "route", h.route, "panic", v)
+			}
+		}
+	}()
 	ctx := r.Context()
 	if h.timeout > 0 {
 		var cancel context.CancelFunc
@@ -199,7 +245,9 @@ func (h *mirrorHandler) send(r *http.Request) {
 	}
 	dw := &discardWriter{h: http.Header{}}
 	h.shadow.ServeHTTP(dw, r)
-	if dw.status >= 500 || dw.status == 0 {
+	// A response that broke off after its headers is a failure too; the
+	// proxy records it on the copy's exchange.
+	if x := exchange.From(r.Context()); dw.status >= 500 || dw.status == 0 || x != nil && x.Err != nil {
 		h.m.failed.Inc()
 	}
 }

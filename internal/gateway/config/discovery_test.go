@@ -121,7 +121,8 @@ func TestDiscoveryWarnings(t *testing.T) {
 		name, src string
 		want      []string // fields warned about
 	}{
-		{"open registry beyond loopback", "admin: {address: \"0.0.0.0:9901\", token: admin-token}\n", []string{"registry.tokens"}},
+		{"open registry beyond loopback", "admin: {address: \"0.0.0.0:9901\"}\n", []string{"registry.tokens"}},
+		{"admin token guards the registry", "admin: {address: \"0.0.0.0:9901\", token: admin-token}\n", nil},
 		{"open registry on loopback", "admin: {address: \"127.0.0.1:9901\"}\n", nil},
 		{"registry with tokens", "admin: {address: \":9901\", token: t}\nregistry: {tokens: [{name: a, token: \"0123456789abcdef\", services: [\"*\"]}]}\n", nil},
 		{"registry disabled", "admin: {address: \":9901\", token: t}\nregistry: {enabled: false}\n", nil},
@@ -252,7 +253,6 @@ routes:
 		got = append(got, w.String())
 	}
 	want := []string{
-		`test.yaml:3: warning: registry.tokens: the registry has no tokens and the admin API listens on 0.0.0.0:9901: anyone who can reach the admin listener can register instances; set registry.tokens or listen on 127.0.0.1`,
 		`test.yaml:3: warning: registry.etcd: etcd is set but backend is memory, so the etcd settings are unused; set backend: etcd or remove etcd`,
 		`test.yaml:11: warning: routes[0].version: service "s" has no endpoints of version "v2" (its endpoints' versions: "v1"), so the route always answers 503`,
 	}

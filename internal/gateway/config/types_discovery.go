@@ -24,8 +24,10 @@ type Registry struct {
 	GracePeriod Duration `yaml:"grace_period" json:"grace_period,omitempty"`
 	// Tokens are the registration tokens. A writer (register, heartbeat,
 	// deregister) must present one whose services cover the instance's
-	// service. With no tokens, anyone who reaches the admin listener may
-	// write (a warning says so when it listens beyond loopback).
+	// service. With no tokens, writers must present the admin token when
+	// admin.token is set; with neither, anyone who reaches the admin
+	// listener may write (a warning says so when it listens beyond
+	// loopback).
 	Tokens []RegistryToken `yaml:"tokens" json:"tokens,omitempty"`
 	// ReadToken, when set, is the bearer token reads (list, show, watch)
 	// must carry; a registration token is accepted too. Default: reads are

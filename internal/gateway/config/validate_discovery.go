@@ -18,6 +18,8 @@ const (
 	// MinRegistryTokenLen is the length a registry token (registration or
 	// read token) must have at least.
 	MinRegistryTokenLen = 16
+	// MaxSplits is the most versions one route's split may name.
+	MaxSplits = 64
 	// MaxSplitWeight is the largest weight of one share of a route's split.
 	MaxSplitWeight = 10000
 )
@@ -480,6 +482,9 @@ func (v *validator) traffic(p string, r *Route, services map[string]string, name
 func (v *validator) split(p string, split []Split) {
 	if len(split) == 0 {
 		v.errorf(p, "missing required field: at least one version with a weight, such as [{version: v1, weight: 90}, {version: v2, weight: 10}]")
+	}
+	if len(split) > MaxSplits {
+		v.errorf(p, "%d versions; at most %d", len(split), MaxSplits)
 	}
 	seen := map[string]string{}
 	for i, s := range split {

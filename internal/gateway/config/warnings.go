@@ -176,8 +176,9 @@ func warnRegistry(cfg *Config, warn func(path, format string, args ...any)) {
 	if !r.IsEnabled() {
 		return
 	}
-	if len(r.Tokens) == 0 && cfg.Admin.Enabled() && !loopbackAddress(cfg.Admin.Address) {
-		warn("registry.tokens", "the registry has no tokens and the admin API listens on %s: anyone who can reach the admin listener can register instances; set registry.tokens or listen on 127.0.0.1", cfg.Admin.Address)
+	// Without registry tokens, writers need the admin token if there is one.
+	if len(r.Tokens) == 0 && cfg.Admin.Token == "" && cfg.Admin.Enabled() && !loopbackAddress(cfg.Admin.Address) {
+		warn("registry.tokens", "the registry has no tokens and the admin API listens on %s without a token: anyone who can reach the admin listener can register instances; set registry.tokens (or admin.token) or listen on 127.0.0.1", cfg.Admin.Address)
 	}
 	if r.Etcd != nil && r.Backend == "memory" {
 		warn("registry.etcd", "etcd is set but backend is memory, so the etcd settings are unused; set backend: etcd or remove etcd")

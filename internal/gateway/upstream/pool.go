@@ -102,11 +102,14 @@ type Pool struct {
 	transport atomic.Pointer[http.RoundTripper]
 	cur       atomic.Pointer[set]
 	inflight  atomic.Int64
-	retries   atomic.Int64
-	panicking atomic.Bool
-	available atomic.Int32
-	budget    *Budget
-	stats     Stats
+	// shadowInflight counts the requests in inflight sent through shadow
+	// views, which MaxRequests does not cover.
+	shadowInflight atomic.Int64
+	retries        atomic.Int64
+	panicking      atomic.Bool
+	available      atomic.Int32
+	budget         *Budget
+	stats          Stats
 
 	mu       sync.Mutex // serializes updates and state transitions
 	draining []*Endpoint
@@ -242,7 +245,12 @@ func (p *Pool) Balancer() string { return p.cur.Load().bal.Name() }
 func (p *Pool) Panicking() bool { return p.panicking.Load() }
 
 // Budget returns the pool's retry budget.
-func (p *Pool) Budget() *Budget { return p.root.budget }
+func (p *Pool) Budget() *Budget {
+	if p.sub != nil && p.sub.shadow {
+		return p.sub.budget
+	}
+	return p.root.budget
+}
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() *Stats { return &p.root.stats }
@@ -424,7 +432,7 @@ func (p *Pool) recount() {
 	panicking := s.cfg.panicPct > 0 && total > 0 && n*100 < s.cfg.panicPct*total
 	if p.panicking.Swap(panicking) != panicking {
 		if panicking {
-			p.stats.PanicEntered.Add(1)
+			p.root.stats.PanicEntered.Add(1)
 			p.log.Warn("pool entered panic mode: routing to unavailable endpoints", "service", p.name, "available", n, "endpoints", total)
 		} else {
 			p.log.Info("pool left panic mode", "service", p.name, "available", n, "endpoints", total)
@@ -443,7 +451,10 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 	if len(s.eps) == 0 {
 		return nil, nil, ErrNoEndpoint
 	}
-	rt := p.root
+	rt, shadow := p.root, p.sub != nil && p.sub.shadow
+	if shadow {
+		return p.selectShadow(r, tried, s)
+	}
 	if !rt.reserve(s.cfg.maxRequests) {
 		rt.stats.Overflows.Add(1)
 		return nil, nil, ErrOverloaded
@@ -473,6 +484,33 @@ func (p *Pool) Select(r *http.Request, tried *Tried) (*Endpoint, Done, error) {
 	return nil, nil, ErrNoEndpoint
 }
 
+// selectShadow is Select for a shadow view: its requests are counted in
+// the root's in-flight total (Endpoint.finish takes them off) but also in
+// shadowInflight, which reserve subtracts, so they never use up
+// MaxRequests.
+func (p *Pool) selectShadow(r *http.Request, tried *Tried, s *set) (*Endpoint, Done, error) {
+	rt := p.root
+	rt.inflight.Add(1)
+	rt.shadowInflight.Add(1)
+	c := Candidates{eps: s.eps, state: s.state, req: r, tried: tried, mask: unusableNormal}
+	if p.panicking.Load() {
+		c.mask = unusablePanic
+	}
+	for range maxPicks {
+		e := s.bal.Pick(c)
+		if e == nil {
+			break
+		}
+		if done := e.br.admit(e); done != nil {
+			e.inflight.Add(1)
+			return e, func(o Outcome) { rt.shadowInflight.Add(-1); done(o) }, nil
+		}
+	}
+	rt.shadowInflight.Add(-1)
+	rt.inflight.Add(-1)
+	return nil, nil, ErrNoEndpoint
+}
+
 // maxPicks bounds the picks of one Select that lose a probe slot race.
 const maxPicks = 4
 
@@ -485,7 +523,7 @@ func (p *Pool) reserve(max int64) bool {
 	}
 	for {
 		n := p.inflight.Load()
-		if n >= max {
+		if n-p.shadowInflight.Load() >= max {
 			return false
 		}
 		if p.inflight.CompareAndSwap(n, n+1) {
