@@ -282,13 +282,15 @@ func TestEchoRegisters(t *testing.T) {
 			"--register", srv.URL, "--service", "orders", "--version", "v3", "--zone", "z9", "--ttl", "1s")
 	}()
 	var in registry.Instance
+	// The registry holds the instance a moment before echo prints that it
+	// registered: wait for both.
 	eventually(t, "the registration", func() bool {
 		list, _, err := mem.Instances(ctx, "orders")
 		if err != nil || len(list) != 1 {
 			return false
 		}
 		in = list[0]
-		return true
+		return strings.Contains(stdout.String(), "registered orders/")
 	})
 	listening := regexp.MustCompile(`listening on (127\.0\.0\.1:(\d+))`).FindStringSubmatch(stdout.String())
 	if listening == nil {
