@@ -236,13 +236,6 @@ func (s *source) status() sourceStatus {
 	return st
 }
 
-// failing reports whether the provider's last attempt failed.
-func (s *source) failing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err != nil
-}
-
 // discoveryKey identifies a service's discovery settings and the transport
 // settings its source switches between.
 func discoveryKey(sc *config.Service, topts proxy.TransportOptions) string {

@@ -131,8 +131,9 @@ func (h *splitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // mirrorHandler sends a copy of a share of a route's requests to a shadow
 // pool, in the background: the copy's response is discarded, and a slow or
 // failing shadow neither delays nor changes the client's response. Bodies
-// up to maxBody are held for the copy; larger ones, upgrades and requests
-// beyond the in-flight cap are not mirrored (and counted).
+// of known length up to maxBody are held for the copy; larger ones, bodies
+// of unknown length, upgrades and requests beyond the in-flight cap are not
+// mirrored (and counted).
 type mirrorHandler struct {
 	next, shadow http.Handler
 	service      string

@@ -52,7 +52,6 @@ func (*Maglev) Prepare(eps []*Endpoint) any {
 			break
 		}
 	}
-	offset := make([]uint64, n)
 	skip := make([]uint64, n)
 	credit := make([]float64, n)
 	// pos is where each endpoint's permutation (offset + j·skip) mod m
@@ -61,9 +60,8 @@ func (*Maglev) Prepare(eps []*Endpoint) any {
 	maxW := 1
 	for i, e := range eps {
 		k := e.Key()
-		offset[i] = HashString(k) % m
 		skip[i] = hashSeed(k, 0x9e3779b97f4a7c15)%(m-1) + 1
-		pos[i] = offset[i]
+		pos[i] = HashString(k) % m // the permutation's offset
 		maxW = max(maxW, e.weight())
 	}
 	table := make(maglevTable, m)
