@@ -22,7 +22,12 @@ const StatusClientClosedRequest = 499
 // errorHandler is ReverseProxy's ErrorHandler: the attempt failed before a
 // response could be relayed.
 func (h *handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	a := attemptFrom(r.Context())
+	h.attemptFailed(attemptFrom(r.Context()), w, err)
+}
+
+// attemptFailed handles the failure of attempt a: it is retried, or the
+// client is answered with an error.
+func (h *handler) attemptFailed(a *attempt, w http.ResponseWriter, err error) {
 	if a.ex.UpstreamDuration == 0 {
 		a.ex.UpstreamDuration = time.Since(a.ex.UpstreamStart)
 	}

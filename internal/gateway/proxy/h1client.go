@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -82,19 +85,60 @@ func (t *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.covers(req) {
 		return t.fallback.RoundTrip(req)
 	}
+	var o sendOptions
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+		o.got1xx = trace.Got1xxResponse
+	}
+	res, err := t.do(req.Context(), req, o)
+	closeRequestBody(req)
+	return res, err
+}
+
+// sendOptions are what a caller of do adds to the request.
+type sendOptions struct {
+	// deadline, if set, bounds the wait for a connection and for the
+	// response header; when it passes the request fails with
+	// ErrUpstreamTimeout. It costs no timer or context of its own: it is
+	// the connection's I/O deadline.
+	deadline time.Time
+	// got1xx, if set, receives each interim response before the final one.
+	got1xx func(code int, header textproto.MIMEHeader) error
+	// interim, if set, is the client's response writer: interim responses
+	// are relayed to it (forwardInterim).
+	interim http.ResponseWriter
+}
+
+// gotInterim passes on one interim response.
+func (o *sendOptions) gotInterim(code int, hdr http.Header) error {
+	if o.interim != nil {
+		forwardInterim(o.interim, code, textproto.MIMEHeader(hdr))
+	}
+	if o.got1xx != nil {
+		return o.got1xx(code, textproto.MIMEHeader(hdr))
+	}
+	return nil
+}
+
+// do sends req, which covers must accept, on a pooled connection and reads
+// the response header; ctx (not req's own) governs it. It does not close
+// req.Body.
+func (t *h1Client) do(ctx context.Context, req *http.Request, o sendOptions) (*http.Response, error) {
 	p := t.host(req.URL.Host)
-	ctx := req.Context()
 	orig, fresh := req, false
+	var replay io.Closer
+	defer func() {
+		if replay != nil {
+			_ = replay.Close()
+		}
+	}()
 	for {
-		c, err := p.get(ctx, fresh)
+		c, err := p.get(ctx, fresh, o.deadline)
 		if err != nil {
-			closeRequestBody(req)
 			return nil, err
 		}
-		res, r, err := c.roundTrip(req)
+		res, r, err := c.roundTrip(ctx, req, o)
 		if err == nil {
 			res.Request = orig
-			closeRequestBody(req)
 			return res, nil
 		}
 		// A pooled connection the endpoint had already closed fails before
@@ -104,17 +148,15 @@ func (t *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			if r.bodyRead {
 				b, gerr := req.GetBody()
 				if gerr != nil {
-					closeRequestBody(req)
 					return nil, err
 				}
 				r2 := *req
 				r2.Body = b
-				req = &r2
+				req, replay = &r2, b
 			}
 			fresh = true
 			continue
 		}
-		closeRequestBody(req)
 		return nil, err
 	}
 }
@@ -182,8 +224,8 @@ type hostPool struct {
 }
 
 // get returns an idle connection that is still open or, with fresh set or
-// none idle, a new one.
-func (p *hostPool) get(ctx context.Context, fresh bool) (*h1Conn, error) {
+// none idle, a new one. A deadline, if set, bounds dialing and waiting.
+func (p *hostPool) get(ctx context.Context, fresh bool, deadline time.Time) (*h1Conn, error) {
 	p.mu.Lock()
 	for !fresh && len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
@@ -198,6 +240,12 @@ func (p *hostPool) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 		}
 		p.discard(c)
 		p.mu.Lock()
+	}
+	if !deadline.IsZero() {
+		// Only a request that dials or waits pays for a context.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, deadline, ErrUpstreamTimeout)
+		defer cancel()
 	}
 	if limit := p.t.maxConns; limit > 0 && p.open >= limit {
 		return p.wait(ctx)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
@@ -62,6 +61,9 @@ type h1Conn struct {
 	ctx     context.Context
 	stop    func() bool
 	abortFn func()
+	// deadline is the current request's deadline for its response header,
+	// set on nc until the header arrives; zero when none.
+	deadline time.Time
 }
 
 // connWriter counts what the connection's buffered writer flushes.
@@ -135,14 +137,17 @@ type attemptInfo struct {
 	bodyRead       bool
 }
 
-// roundTrip sends req and reads the response header. On error the
-// connection is closed.
-func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, attemptInfo, error) {
+// roundTrip sends req and reads the response header, under ctx and o. On
+// error the connection is closed.
+func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, o sendOptions) (*http.Response, attemptInfo, error) {
 	var info attemptInfo
 	c.written = 0
-	if ctx := req.Context(); ctx.Done() != nil {
+	if ctx.Done() != nil {
 		c.ctx = ctx
 		c.stop = context.AfterFunc(ctx, c.abortFn)
+	}
+	if c.deadline = o.deadline; !c.deadline.IsZero() {
+		_ = c.nc.SetDeadline(c.deadline)
 	}
 	bodyRead, bodyErr, werr := c.writeRequest(req)
 	info.bodyRead = bodyRead
@@ -151,23 +156,46 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, attemptInfo, erro
 		if bodyErr != nil {
 			return nil, info, bodyErr
 		}
-		return nil, info, werr
+		return nil, info, c.timedOut(werr)
 	}
 	// After a failed write the endpoint may still have answered (say, 413
 	// before reading the body): read what it sent, and relay it on a
 	// connection that is then closed.
-	res, nread, err := c.readResponse(req, werr != nil)
+	res, nread, err := c.readResponse(req, werr != nil, &o)
 	if err != nil {
 		if werr != nil {
 			err = werr
 		}
 		info.stale = c.reused && nread == 0 && isConnError(err)
 		info.nothingWritten = c.written == 0 && !bodyRead
-		err = c.failed(err)
+		err = c.timedOut(c.failed(err))
 		c.release(false)
 		return nil, info, err
 	}
 	return res, info, nil
+}
+
+// timedOut maps an I/O timeout to ErrUpstreamTimeout when the request's own
+// deadline caused it (a context's end is reported by failed).
+func (c *h1Conn) timedOut(err error) error {
+	if !c.deadline.IsZero() && isTimeout(err) && (c.ctx == nil || c.ctx.Err() == nil) {
+		return ErrUpstreamTimeout
+	}
+	return err
+}
+
+// clearDeadline removes the request's deadline once the response header
+// has arrived: a body may stream for as long as it makes progress. An abort
+// that ran meanwhile is applied again, so it is not lost.
+func (c *h1Conn) clearDeadline() {
+	if c.deadline.IsZero() {
+		return
+	}
+	c.deadline = time.Time{}
+	_ = c.nc.SetDeadline(time.Time{})
+	if c.ctx != nil && c.ctx.Err() != nil {
+		c.abort()
+	}
 }
 
 // isConnError reports an error from the connection itself (closed, reset,
@@ -327,7 +355,7 @@ func validMethod(m string) bool {
 // readResponse reads the final response header of req, skipping interim
 // 1xx responses other than 101, and sets up its body. nread is how many
 // bytes arrived before an error.
-func (c *h1Conn) readResponse(req *http.Request, broken bool) (*http.Response, int, error) {
+func (c *h1Conn) readResponse(req *http.Request, broken bool, o *sendOptions) (*http.Response, int, error) {
 	nread := 0
 	res := &http.Response{Request: req}
 	for interim := 0; ; interim++ {
@@ -356,12 +384,11 @@ func (c *h1Conn) readResponse(req *http.Request, broken bool) (*http.Response, i
 		if interim >= maxInterim {
 			return nil, nread, malformed("too many 1xx responses")
 		}
-		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(hdr)); err != nil {
-				return nil, nread, err
-			}
+		if err := o.gotInterim(res.StatusCode, hdr); err != nil {
+			return nil, nread, err
 		}
 	}
+	c.clearDeadline()
 	return res, nread, c.setBody(req, res, broken)
 }
 

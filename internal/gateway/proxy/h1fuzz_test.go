@@ -45,7 +45,7 @@ func FuzzH1Response(f *testing.F) {
 		c := newH1Conn(pool, &scriptConn{r: bytes.NewReader(data)})
 		pool.open++
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://svc.example/", nil)
-		res, _, err := c.roundTrip(req)
+		res, _, err := c.roundTrip(req.Context(), req, sendOptions{})
 		if err != nil {
 			return
 		}

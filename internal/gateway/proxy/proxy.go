@@ -316,7 +316,14 @@ func (h *handler) serveAttempt(a *attempt, w http.ResponseWriter, r *http.Reques
 			d = max(left, time.Millisecond)
 		}
 	}
-	if d > 0 || a.websocket {
+	client := h.directClient(a, r)
+	switch {
+	case client != nil:
+		// The direct path bounds the attempt with the connection's deadline.
+		if d > 0 {
+			a.tryDeadline = a.start.Add(d)
+		}
+	case d > 0 || a.websocket:
 		a.Context, a.cancel = context.WithCancelCause(r.Context())
 		if d > 0 {
 			a.timer = time.AfterFunc(d, a.expire)
@@ -329,6 +336,11 @@ func (h *handler) serveAttempt(a *attempt, w http.ResponseWriter, r *http.Reques
 	}
 	defer a.finish()
 
+	if client != nil {
+		h.serveDirect(a, w, r, client)
+		a.completed = true
+		return a.retry != nil
+	}
 	rw := w
 	if a.websocket {
 		rw = &upgradeWriter{ResponseWriter: w, a: a}

@@ -18,8 +18,12 @@ import (
 // the inbound forwarding headers, so what is set here reaches the endpoint
 // as written.
 func (h *handler) rewrite(pr *httputil.ProxyRequest) {
-	a := attemptFrom(pr.In.Context())
-	in, out := pr.In, pr.Out
+	h.rewriteOut(attemptFrom(pr.In.Context()), pr.In, pr.Out)
+}
+
+// rewriteOut points out, a copy of in without hop-by-hop and inbound
+// forwarding headers, at a's endpoint and writes the gateway-owned headers.
+func (h *handler) rewriteOut(a *attempt, in, out *http.Request) {
 	ex := a.ex
 
 	path := ex.Path
@@ -245,7 +249,11 @@ func writeValue(b *strings.Builder, v string) {
 // disarms the route timeout, records the upstream facts and puts the
 // gateway's request id on the response.
 func (h *handler) modifyResponse(res *http.Response) error {
-	a := attemptFrom(res.Request.Context())
+	return h.onResponse(attemptFrom(res.Request.Context()), res)
+}
+
+// onResponse is modifyResponse for the attempt a.
+func (h *handler) onResponse(a *attempt, res *http.Response) error {
 	ex := a.ex
 	if a.timer != nil && !a.timer.Stop() {
 		// The timeout fired while the headers were on their way.
