@@ -38,6 +38,7 @@ See docs/configuration.md for every field.`,
 				return err
 			}
 			useRedisLog(logger)
+			logger.Debug("garbage collector target", "gogc", gateway.TuneGC())
 			for _, w := range config.Warnings(cfg) {
 				logger.Warn("configuration warning", "warning", w.String())
 			}

@@ -48,6 +48,7 @@ func run(cfgPath, pprofAddr string) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gateway.TuneGC() // as portico gateway does
 	gw, err := gateway.New(cfg, gateway.WithLogger(logger))
 	if err != nil {
 		return err

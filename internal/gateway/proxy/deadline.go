@@ -28,7 +28,7 @@ func (h *handler) setDeadline(a *attempt, in, out *http.Request) {
 			ms = d
 		}
 	}
-	out.Header[HeaderRequestTimeout] = []string{strconv.FormatInt(ceilMillis(ms), 10)}
+	out.Header[HeaderRequestTimeout] = h.millisValue(ceilMillis(ms))
 	if !a.grpcRequest() {
 		return
 	}
@@ -38,6 +38,23 @@ func (h *handler) setDeadline(a *attempt, in, out *http.Request) {
 		}
 	}
 	out.Header["Grpc-Timeout"] = []string{FormatGRPCTimeout(left)}
+}
+
+// millisValue returns the header value of ms. Requests of a route mostly
+// carry the same value (its timeout, whole), so the last one is kept and
+// shared: outbound header values are never modified in place.
+func (h *handler) millisValue(ms int64) []string {
+	if v := h.lastMillis.Load(); v != nil && v.ms == ms {
+		return v.value
+	}
+	v := &millis{ms: ms, value: []string{strconv.FormatInt(ms, 10)}}
+	h.lastMillis.Store(v)
+	return v.value
+}
+
+type millis struct {
+	ms    int64
+	value []string
 }
 
 func (a *attempt) grpcRequest() bool { return isGRPC(a.in.Header) }

@@ -34,17 +34,22 @@ import (
 
 // directReq is the pooled memory of one direct attempt.
 type directReq struct {
-	out http.Request
-	url url.URL
-	hdr http.Header
+	out    http.Request
+	url    url.URL
+	hdr    http.Header
+	res    http.Response
+	resHdr http.Header
+	body   h1Body
 }
 
-var directReqs = sync.Pool{New: func() any { return &directReq{hdr: make(http.Header, 16)} }}
+var directReqs = sync.Pool{New: func() any {
+	return &directReq{hdr: make(http.Header, 16), resHdr: make(http.Header, 16)}
+}}
 
 func (d *directReq) release() {
 	clear(d.hdr)
-	d.out = http.Request{}
-	d.url = url.URL{}
+	clear(d.resHdr)
+	d.out, d.url, d.res, d.body = http.Request{}, url.URL{}, http.Response{}, h1Body{}
 	directReqs.Put(d)
 }
 
@@ -102,7 +107,10 @@ func (h *handler) serveDirect(a *attempt, w http.ResponseWriter, r *http.Request
 		out.Header["User-Agent"] = noUserAgent
 	}
 
-	res, err := client.do(r.Context(), out, sendOptions{deadline: a.tryDeadline, interim: w})
+	res, err := client.do(r.Context(), out, sendOptions{
+		deadline: a.tryDeadline, watch: true, interim: w,
+		res: &d.res, hdr: d.resHdr, body: &d.body,
+	})
 	if err != nil {
 		h.attemptFailed(a, w, err)
 		return

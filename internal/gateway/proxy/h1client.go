@@ -103,6 +103,17 @@ type sendOptions struct {
 	deadline time.Time
 	// got1xx, if set, receives each interim response before the final one.
 	got1xx func(code int, header textproto.MIMEHeader) error
+	// watch has the connection check ctx by polling, at most watchInterval
+	// apart, instead of a context.AfterFunc per request. The caller's own
+	// deadline and ctx's are kept exactly; only a cancellation is noticed
+	// up to watchInterval late.
+	watch bool
+	// res, hdr and body, if set, are memory for the response, its header
+	// and its body, which the caller must not use after the exchange ends
+	// (the direct path pools them). hdr is cleared before use.
+	res  *http.Response
+	hdr  http.Header
+	body *h1Body
 	// interim, if set, is the client's response writer: interim responses
 	// are relayed to it (forwardInterim).
 	interim http.ResponseWriter

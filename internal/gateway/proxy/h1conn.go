@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,22 +62,62 @@ type h1Conn struct {
 	ctx     context.Context
 	stop    func() bool
 	abortFn func()
-	// deadline is the current request's deadline for its response header,
-	// set on nc until the header arrives; zero when none.
+	// deadline is the current request's deadline for its response header;
+	// zero when none and once the header has arrived.
 	deadline time.Time
+	// watch is set while the current request's context is watched by
+	// polling (sendOptions.watch): nc's deadline is then at most
+	// watchInterval away, and each time it passes the context is checked.
+	// ctxDeadline is the context's own deadline.
+	watch       bool
+	ctxDeadline time.Time
+	// armed is the deadline set on nc; zero when none.
+	armed time.Time
 }
 
-// connWriter counts what the connection's buffered writer flushes.
+// connWriter counts what the connection's buffered writer flushes. While
+// the request's context is watched, a write that reaches the watch deadline
+// goes on once the context is found alive.
 type connWriter struct{ c *h1Conn }
 
 func (w connWriter) Write(b []byte) (int, error) {
-	n, err := w.c.nc.Write(b)
-	w.c.written += int64(n)
-	return n, err
+	c, total := w.c, 0
+	for {
+		n, err := c.nc.Write(b)
+		c.written += int64(n)
+		total += n
+		if err != nil && c.watch && errors.Is(err, os.ErrDeadlineExceeded) && c.extend() {
+			b = b[n:]
+			continue
+		}
+		return total, err
+	}
 }
 
+// connReader is what the connection's buffered reader reads from: like
+// connWriter, it goes on past a watch deadline while the context is alive.
+type connReader struct{ c *h1Conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		n, err := c.nc.Read(p)
+		if n == 0 && err != nil && c.watch && errors.Is(err, os.ErrDeadlineExceeded) && c.extend() {
+			continue
+		}
+		return n, err
+	}
+}
+
+// watchInterval is how often a request whose context is watched (the
+// direct path) checks it while it waits for the endpoint: a client that
+// went away is noticed within this time, without a goroutine, a timer or a
+// context callback per request.
+const watchInterval = time.Second
+
 func newH1Conn(p *hostPool, nc net.Conn) *h1Conn {
-	c := &h1Conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, h1BufferSize)}
+	c := &h1Conn{p: p, nc: nc}
+	c.br = bufio.NewReaderSize(connReader{c}, h1BufferSize)
 	c.bw = bufio.NewWriterSize(connWriter{c}, h1BufferSize)
 	c.abortFn = c.abort
 	c.idleTimer = time.AfterFunc(time.Hour, func() { p.expire(c) })
@@ -107,7 +148,7 @@ func (c *h1Conn) release(keep bool) {
 		}
 		c.stop = nil
 	}
-	c.ctx = nil
+	c.ctx, c.watch = nil, false
 	if cap(c.hdrBuf) > maxKeptHeaderBuf {
 		c.hdrBuf = nil
 	}
@@ -142,12 +183,21 @@ type attemptInfo struct {
 func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, o sendOptions) (*http.Response, attemptInfo, error) {
 	var info attemptInfo
 	c.written = 0
-	if ctx.Done() != nil {
-		c.ctx = ctx
-		c.stop = context.AfterFunc(ctx, c.abortFn)
-	}
-	if c.deadline = o.deadline; !c.deadline.IsZero() {
-		_ = c.nc.SetDeadline(c.deadline)
+	c.deadline = o.deadline
+	switch {
+	case o.watch:
+		c.watch, c.ctx = true, ctx
+		c.ctxDeadline, _ = ctx.Deadline()
+		c.arm(time.Now())
+	default:
+		if ctx.Done() != nil {
+			c.ctx = ctx
+			c.stop = context.AfterFunc(ctx, c.abortFn)
+		}
+		if c.armed != c.deadline {
+			c.armed = c.deadline
+			_ = c.nc.SetDeadline(c.deadline)
+		}
 	}
 	bodyRead, bodyErr, werr := c.writeRequest(req)
 	info.bodyRead = bodyRead
@@ -184,18 +234,49 @@ func (c *h1Conn) timedOut(err error) error {
 	return err
 }
 
-// clearDeadline removes the request's deadline once the response header
-// has arrived: a body may stream for as long as it makes progress. An abort
-// that ran meanwhile is applied again, so it is not lost.
+// clearDeadline ends the request's deadline once the response header has
+// arrived: a body may stream for as long as it makes progress. A watched
+// request keeps its watch deadline. Otherwise an abort that ran meanwhile
+// is applied again, so it is not lost.
 func (c *h1Conn) clearDeadline() {
-	if c.deadline.IsZero() {
+	c.deadline = time.Time{}
+	if c.watch || c.armed.IsZero() {
 		return
 	}
-	c.deadline = time.Time{}
+	c.armed = time.Time{}
 	_ = c.nc.SetDeadline(time.Time{})
 	if c.ctx != nil && c.ctx.Err() != nil {
 		c.abort()
 	}
+}
+
+// arm sets nc's deadline for a watched request: the next check of its
+// context, or its deadline or its context's if sooner.
+func (c *h1Conn) arm(now time.Time) {
+	next := now.Add(watchInterval)
+	if !c.deadline.IsZero() && c.deadline.Before(next) {
+		next = c.deadline
+	}
+	if !c.ctxDeadline.IsZero() && c.ctxDeadline.Before(next) {
+		next = c.ctxDeadline
+	}
+	c.armed = next
+	_ = c.nc.SetDeadline(next)
+}
+
+// extend runs when a watched request's I/O reached nc's deadline. It
+// reports whether the I/O goes on: the context is alive and neither the
+// request's deadline nor the context's has passed.
+func (c *h1Conn) extend() bool {
+	if c.ctx.Err() != nil {
+		return false
+	}
+	now := time.Now()
+	if !c.deadline.IsZero() && !now.Before(c.deadline) || !c.ctxDeadline.IsZero() && !now.Before(c.ctxDeadline) {
+		return false
+	}
+	c.arm(now)
+	return true
 }
 
 // isConnError reports an error from the connection itself (closed, reset,
@@ -357,7 +438,11 @@ func validMethod(m string) bool {
 // bytes arrived before an error.
 func (c *h1Conn) readResponse(req *http.Request, broken bool, o *sendOptions) (*http.Response, int, error) {
 	nread := 0
-	res := &http.Response{Request: req}
+	res := o.res
+	if res == nil {
+		res = new(http.Response)
+	}
+	*res = http.Response{Request: req}
 	for interim := 0; ; interim++ {
 		buf, n, err := readHeaderBlock(c.br, c.hdrBuf)
 		c.hdrBuf = buf[:0]
@@ -373,7 +458,7 @@ func (c *h1Conn) readResponse(req *http.Request, broken bool, o *sendOptions) (*
 		if err := parseStatusLine(block[:eol-1], res); err != nil {
 			return nil, nread, err
 		}
-		hdr, err := parseHeaderBlock(block[eol+1:])
+		hdr, err := parseHeaderInto(o.hdr, block[eol+1:])
 		if err != nil {
 			return nil, nread, err
 		}
@@ -389,13 +474,13 @@ func (c *h1Conn) readResponse(req *http.Request, broken bool, o *sendOptions) (*
 		}
 	}
 	c.clearDeadline()
-	return res, nread, c.setBody(req, res, broken)
+	return res, nread, c.setBody(req, res, broken, o.body)
 }
 
 // setBody gives res the body its framing calls for. When the response
 // has no body, the connection is released at once. A broken connection is
 // never kept.
-func (c *h1Conn) setBody(req *http.Request, res *http.Response, broken bool) error {
+func (c *h1Conn) setBody(req *http.Request, res *http.Response, broken bool, b *h1Body) error {
 	f, err := responseFraming(res, req.Method)
 	if err != nil {
 		return err
@@ -414,7 +499,10 @@ func (c *h1Conn) setBody(req *http.Request, res *http.Response, broken bool) err
 		c.release(keep)
 		return nil
 	}
-	b := &h1Body{c: c, res: res, remain: f.length, keep: keep}
+	if b == nil {
+		b = new(h1Body)
+	}
+	*b = h1Body{c: c, res: res, remain: f.length, keep: keep}
 	if f.chunked {
 		b.cr = httputil.NewChunkedReader(c.br)
 	}

@@ -101,11 +101,21 @@ func parseStatusLine(line string, res *http.Response) error {
 // and obsolete line folding is refused. Names and values share block's
 // memory.
 func parseHeaderBlock(block string) (http.Header, error) {
+	return parseHeaderInto(nil, block)
+}
+
+// parseHeaderInto is parseHeaderBlock filling hdr, which it clears first;
+// if hdr is nil it makes one.
+func parseHeaderInto(hdr http.Header, block string) (http.Header, error) {
 	n := strings.Count(block, "\n") - 1
-	if n <= 0 {
-		return make(http.Header), nil
+	if hdr == nil {
+		hdr = make(http.Header, max(n, 0))
+	} else {
+		clear(hdr)
 	}
-	hdr := make(http.Header, n)
+	if n <= 0 {
+		return hdr, nil
+	}
 	values := make([]string, n)
 	for len(block) > 2 {
 		i := strings.IndexByte(block, '\n')

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portico-dev/portico/internal/gateway/exchange"
@@ -169,6 +170,8 @@ type handler struct {
 	retry   RetryPolicy // Attempts is 0 without a retry policy
 	perTry  time.Duration
 	hedger  *hedger
+	// lastMillis is the last X-Request-Timeout value sent (millisValue).
+	lastMillis atomic.Pointer[millis]
 }
 
 // attempt is the state of one request sent to one endpoint. It is the
