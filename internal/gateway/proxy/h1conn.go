@@ -251,7 +251,11 @@ func (c *h1Conn) clearDeadline() {
 }
 
 // arm sets nc's deadline for a watched request: the next check of its
-// context, or its deadline or its context's if sooner.
+// context, or its deadline or its context's if sooner. A deadline already
+// set that is still ahead and no later than those serves as it is: an
+// early check costs nothing but a look at the context, while moving the
+// deadline costs a timer change, so a connection busy with short requests
+// moves it about once a watchInterval rather than once a request.
 func (c *h1Conn) arm(now time.Time) {
 	next := now.Add(watchInterval)
 	if !c.deadline.IsZero() && c.deadline.Before(next) {
@@ -259,6 +263,9 @@ func (c *h1Conn) arm(now time.Time) {
 	}
 	if !c.ctxDeadline.IsZero() && c.ctxDeadline.Before(next) {
 		next = c.ctxDeadline
+	}
+	if c.armed.After(now) && !c.armed.After(next) {
+		return
 	}
 	c.armed = next
 	_ = c.nc.SetDeadline(next)

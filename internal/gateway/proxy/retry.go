@@ -392,14 +392,17 @@ func (h *handler) retryStatus(a *attempt, res *http.Response) bool {
 	if h.retry.Attempts < 2 {
 		return false
 	}
-	se := &StatusError{Code: res.StatusCode}
-	switch se.Code {
+	// The error is made only for a status that may be retried: this runs
+	// for every response.
+	var se *StatusError
+	switch res.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		se = &StatusError{Code: res.StatusCode}
 	case http.StatusOK:
 		if v := res.Header["Grpc-Status"]; len(v) == 0 || v[0] != "14" || !isGRPC(res.Header) {
 			return false
 		}
-		se.GRPCStatus = "14"
+		se = &StatusError{Code: res.StatusCode, GRPCStatus: "14"}
 	default:
 		return false
 	}
