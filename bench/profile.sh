@@ -7,6 +7,9 @@
 #
 #   bench/profile.sh                  the work tree's gateway
 #   PORTICO_REF=HEAD bench/profile.sh the gateway as committed at a git ref
+#   PROFILE_SCENARIO=s3 bench/profile.sh
+#                                     scenario 3: JWT auth, rate limit, access
+#                                     log (bench/configs/portico-policies.yaml)
 #
 # bench/run.sh must have been run once (it installs wrk).
 set -euo pipefail
@@ -52,17 +55,31 @@ go build -o "$work/bench-backend" ./bench/cmd/backend
 
 export PORTICO_BENCH_LISTEN=$host:$((base + 10)) PORTICO_BENCH_ADMIN=$host:$((base + 11))
 export PORTICO_BENCH_BACKEND=$host:$((base + 1)) PORTICO_BENCH_ACCESS_LOG=/dev/null
+config=bench/configs/portico-plain.yaml
+auth=()
+case "${PROFILE_SCENARIO:-s1}" in
+  s1) ;;
+  s3)
+    config=bench/configs/portico-policies.yaml
+    PORTICO_BENCH_JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+    export PORTICO_BENCH_JWT_SECRET PORTICO_BENCH_JWT_ISSUER=https://issuer.portico-bench.invalid PORTICO_BENCH_JWT_AUDIENCE=portico-bench
+    # The access log goes to a file, as in the harness.
+    export PORTICO_BENCH_ACCESS_LOG=$work/access.log
+    auth=(-H "Authorization: Bearer $("$work/portico-profile" -token)")
+    ;;
+  *) echo "profile: PROFILE_SCENARIO is s1 or s3" >&2; exit 1 ;;
+esac
 GOMAXPROCS=1 taskset -c 1 "$work/bench-backend" -addr "$PORTICO_BENCH_BACKEND" & pids+=($!)
-GOMAXPROCS=1 taskset -c 1 "$work/portico-profile" -config bench/configs/portico-plain.yaml -pprof "$host:$((base + 50))" & pids+=($!)
+GOMAXPROCS=1 taskset -c 1 "$work/portico-profile" -config "$config" -pprof "$host:$((base + 50))" & pids+=($!)
 for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://$PORTICO_BENCH_LISTEN/" 2>/dev/null && break
+  curl -fsS -o /dev/null "${auth[@]}" "http://$PORTICO_BENCH_LISTEN/" 2>/dev/null && break
   sleep 0.1
 done
 
 out=$repo/bench/results
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%d-%H%M%S)
-taskset -c 0 wrk -t1 -c64 -d$((seconds + 8))s "http://$PORTICO_BENCH_LISTEN/" >"$work/wrk.txt" &
+taskset -c 0 wrk -t1 -c64 -d$((seconds + 8))s "${auth[@]}" "http://$PORTICO_BENCH_LISTEN/" >"$work/wrk.txt" &
 wrk_pid=$!; pids+=("$wrk_pid")
 sleep 3
 curl -fsS -o "$out/profile-cpu-$label-$stamp.pb.gz" "http://$host:$((base + 50))/debug/pprof/profile?seconds=$seconds" &

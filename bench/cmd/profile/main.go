@@ -2,7 +2,8 @@
 // net/http/pprof on a loopback port of its own, so the gateway can be
 // profiled under the peer benchmark's load (the gateway itself has no pprof
 // endpoint). bench/profile.sh builds it, starts the benchmark backend, drives
-// scenario 1 with wrk and records CPU and allocation profiles.
+// scenario 1 (or, with PROFILE_SCENARIO=s3, scenario 3) with wrk and records
+// CPU and allocation profiles.
 //
 //	portico-profile -config bench/configs/portico-plain.yaml -pprof 127.0.0.1:29150
 package main
@@ -21,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portico-dev/portico/bench"
 	"github.com/portico-dev/portico/internal/gateway"
 	"github.com/portico-dev/portico/internal/gateway/config"
 )
@@ -28,7 +30,18 @@ import (
 func main() {
 	cfgPath := flag.String("config", "bench/configs/portico-plain.yaml", "gateway configuration (its ${VAR}s are read from the environment)")
 	pprofAddr := flag.String("pprof", "127.0.0.1:29150", "loopback host:port for /debug/pprof/")
+	token := flag.Bool("token", false, "print the policies scenario's JWT for $PORTICO_BENCH_JWT_SECRET, _ISSUER and _AUDIENCE, and exit")
 	flag.Parse()
+	if *token {
+		tok, err := bench.BenchToken([]byte(os.Getenv("PORTICO_BENCH_JWT_SECRET")), os.Getenv("PORTICO_BENCH_JWT_ISSUER"),
+			os.Getenv("PORTICO_BENCH_JWT_AUDIENCE"), time.Now(), 24*time.Hour)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "portico-profile:", err)
+			os.Exit(1)
+		}
+		fmt.Println(tok)
+		return
+	}
 	if err := run(*cfgPath, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "portico-profile:", err)
 		os.Exit(1)
