@@ -24,6 +24,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/gateway/config"
 	"github.com/portico-dev/portico/internal/gateway/forwarded"
+	"github.com/portico-dev/portico/internal/gateway/h1server"
 	"github.com/portico-dev/portico/internal/gateway/policy"
 	"github.com/portico-dev/portico/internal/gateway/policy/auth"
 	"github.com/portico-dev/portico/internal/gateway/policy/ratelimit"
@@ -314,11 +315,13 @@ func (s *Server) serveErrs() <-chan error {
 	return ch
 }
 
-// listener is one bound address with its http.Server.
+// listener is one bound address with its http.Server and, on cleartext
+// listeners, the gateway's own HTTP/1.1 server in front of it.
 type listener struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
+	fast *h1server.Server // nil: srv serves alone
 	tls  bool
 	errc chan error
 }
@@ -327,9 +330,12 @@ func (l *listener) serve(logger *slog.Logger) {
 	l.errc = make(chan error, 1)
 	go func() {
 		var err error
-		if l.tls {
+		switch {
+		case l.tls:
 			err = l.srv.ServeTLS(l.ln, "", "")
-		} else {
+		case l.fast != nil:
+			err = l.fast.Serve(l.ln)
+		default:
 			err = l.srv.Serve(l.ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
@@ -342,6 +348,13 @@ func (l *listener) serve(logger *slog.Logger) {
 // shutdown drains the listener; connections still active when ctx ends are
 // closed.
 func (l *listener) shutdown(ctx context.Context) error {
+	if l.fast != nil {
+		err := l.fast.Shutdown(ctx)
+		if err != nil {
+			_ = l.fast.Close()
+		}
+		return err
+	}
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
 		_ = l.srv.Close()
@@ -379,7 +392,11 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
 	}
-	return &listener{name: lc.Name, ln: ln, srv: srv, tls: srv.TLSConfig != nil}, nil
+	l := &listener{name: lc.Name, ln: ln, srv: srv, tls: srv.TLSConfig != nil}
+	if !l.tls && lc.Server != config.ServerNetHTTP {
+		l.fast = &h1server.Server{Handler: srv.Handler, Fallback: srv, Logger: s.logger.With("listener", lc.Name)}
+	}
+	return l, nil
 }
 
 func (s *Server) openAccessLog(ac config.AccessLog) error {

@@ -66,7 +66,18 @@ type Listener struct {
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout,omitempty"`
 	// MaxHeaderBytes caps the request line plus headers. Default 64KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes" json:"max_header_bytes,omitempty"`
+	// Server chooses what serves the HTTP/1.1 requests of an http (or h2c)
+	// listener: "portico", the gateway's own connection loop, which hands
+	// every request it does not read itself to net/http, or "net/http" for
+	// net/http alone. https listeners always use net/http. Default "portico".
+	Server string `yaml:"server" json:"server,omitempty"`
 }
+
+// Values of Listener.Server.
+const (
+	ServerPortico = "portico"
+	ServerNetHTTP = "net/http"
+)
 
 // ListenerTLS is a listener's certificate.
 type ListenerTLS struct {

@@ -152,6 +152,11 @@ func (v *validator) listeners() {
 		if l.MaxHeaderBytes < 0 {
 			v.errorf(p+".max_header_bytes", "must not be negative: header size always has a limit")
 		}
+		switch l.Server {
+		case "", ServerPortico, ServerNetHTTP:
+		default:
+			v.errorf(p+".server", "invalid server %q: use %q or %q%s", l.Server, ServerPortico, ServerNetHTTP, suggest(l.Server, []string{ServerPortico, ServerNetHTTP}))
+		}
 	}
 	if v.cfg.Admin.Address != "" && v.cfg.Admin.Address != "off" {
 		if len(v.cfg.Listeners) == 0 {
