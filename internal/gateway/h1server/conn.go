@@ -169,8 +169,9 @@ func (c *conn) handOff() bool {
 // response. It reports whether the connection goes on.
 func (c *conn) serveRequest(h *head) bool {
 	fb := c.s.Fallback
+	now := time.Now()
 	if d := fb.WriteTimeout; d > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+		_ = c.nc.SetWriteDeadline(now.Add(d))
 	}
 	ctx := &reqCtx{c: c}
 	var rb io.ReadCloser = http.NoBody
@@ -189,7 +190,7 @@ func (c *conn) serveRequest(h *head) bool {
 	}
 	r := tmpl.WithContext(ctx)
 	w := &c.res
-	w.reset(c, r, h)
+	w.reset(c, r, h, now)
 
 	c.s.Handler.ServeHTTP(w, r)
 

@@ -32,15 +32,16 @@ type response struct {
 	written     int64
 	buf         []byte // body held back until commit
 	trailers    []string
-	failed      bool // a write to the client failed
+	now         time.Time // when the request was read, for Date
+	failed      bool      // a write to the client failed
 }
 
-func (w *response) reset(c *conn, r *http.Request, h *head) {
+func (w *response) reset(c *conn, r *http.Request, h *head, now time.Time) {
 	buf := w.buf[:0]
 	if cap(buf) > bufSize {
 		buf = nil
 	}
-	*w = response{c: c, req: r, hdr: w.hdr, head: h, declared: -1, buf: buf}
+	*w = response{c: c, req: r, hdr: w.hdr, head: h, declared: -1, buf: buf, now: now}
 }
 
 func (w *response) Header() http.Header { return w.hdr }
@@ -141,7 +142,7 @@ func (w *response) commit(done bool, first []byte) {
 	w.committed = true
 	h := w.hdr
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = httpDate()
+		h["Date"] = httpDate(w.now)
 	}
 	if _, ok := h["Content-Type"]; !ok && w.bodyAllowed() {
 		if sniff := w.buf; len(sniff) > 0 || len(first) > 0 {
@@ -341,8 +342,8 @@ func hasToken(vv []string, token string) bool {
 // httpDate is the Date header value, formatted once a second. The slice
 // is shared by every response of that second; header values are never
 // modified in place.
-func httpDate() []string {
-	now := time.Now().Unix()
+func httpDate(t time.Time) []string {
+	now := t.Unix()
 	if d := cachedDate.Load(); d != nil && d.unix == now {
 		return d.value
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/internal/gateway/exchange"
 )
 
 // The direct path relays a request that Portico's HTTP/1.1 client sends
@@ -101,14 +103,15 @@ func (h *handler) serveDirect(a *attempt, w http.ResponseWriter, r *http.Request
 			out.Body = b
 		}
 	}
-	copyOutboundHeader(out.Header, r.Header)
+	copyOutboundHeader(out.Header, r.Header, a.ex)
+	a.identityStripped = true
 	h.rewriteOut(a, r, out)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = noUserAgent
 	}
 
 	res, err := client.do(r.Context(), out, sendOptions{
-		deadline: a.tryDeadline, watch: true, interim: w,
+		deadline: a.tryDeadline, watch: true, now: a.start, interim: w,
 		res: &d.res, hdr: d.resHdr, body: &d.body,
 	})
 	if err != nil {
@@ -178,14 +181,18 @@ func addValues(h http.Header, k string, vv []string) {
 // copyOutboundHeader copies the inbound header src into the outbound dst,
 // sharing the value slices, without the hop-by-hop headers (those listed
 // in Connection too) and the inbound forwarding headers, exactly as
-// ReverseProxy prepares a request for Rewrite. The gateway never modifies
-// a value slice of dst in place, so sharing is safe.
-func copyOutboundHeader(dst, src http.Header) {
+// ReverseProxy prepares a request for Rewrite, and without the headers only
+// the gateway may send (setIdentity's). The gateway never modifies a value
+// slice of dst in place, so sharing is safe.
+func copyOutboundHeader(dst, src http.Header, ex *exchange.Exchange) {
 	for k, vv := range src {
 		switch k {
 		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 			"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			continue
+		}
+		if gatewayOwned(k, ex) {
 			continue
 		}
 		dst[k] = vv

@@ -108,6 +108,8 @@ type sendOptions struct {
 	// deadline and ctx's are kept exactly; only a cancellation is noticed
 	// up to watchInterval late.
 	watch bool
+	// now, if set, is the current time, to spare a clock read.
+	now time.Time
 	// res, hdr and body, if set, are memory for the response, its header
 	// and its body, which the caller must not use after the exchange ends
 	// (the direct path pools them). hdr is cleared before use.

@@ -188,7 +188,11 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, o sendOptions
 	case o.watch:
 		c.watch, c.ctx = true, ctx
 		c.ctxDeadline, _ = ctx.Deadline()
-		c.arm(time.Now())
+		now := o.now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		c.arm(now)
 	default:
 		if ctx.Done() != nil {
 			c.ctx = ctx

@@ -170,8 +170,10 @@ type handler struct {
 	retry   RetryPolicy // Attempts is 0 without a retry policy
 	perTry  time.Duration
 	hedger  *hedger
-	// lastMillis is the last X-Request-Timeout value sent (millisValue).
-	lastMillis atomic.Pointer[millis]
+	// lastMillis is the last X-Request-Timeout value sent (millisValue),
+	// lastForwarded the last Forwarded element (forwardedElem).
+	lastMillis    atomic.Pointer[millis]
+	lastForwarded atomic.Pointer[forwardedCache]
 }
 
 // attempt is the state of one request sent to one endpoint. It is the
@@ -215,6 +217,10 @@ type attempt struct {
 	grpc      bool
 	hijacked  bool
 	completed bool
+	// identityStripped is set when the outbound header was copied without
+	// the gateway-owned headers (the direct path), so setIdentity need not
+	// look for them.
+	identityStripped bool
 	// failure is the endpoint's fault that ended the attempt, reported to
 	// the pool's Done.
 	failure error
@@ -289,7 +295,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		a.ep, a.done = ep, done
-		if !h.serveAttempt(a, w, r) {
+		if !h.serveAttempt(a, w, r, now) {
 			break
 		}
 		if !sleep(r.Context(), a.wait) {
@@ -299,6 +305,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		a = &attempt{h: h, ex: ex, in: r, w: w, c: c, retrySlot: true}
 		pool.Stats().Retries.Add(1)
+		now = time.Now()
 	}
 	c.release()
 }
@@ -306,13 +313,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveAttempt sends one attempt to a.ep and relays its answer. It reports
 // whether the attempt failed in a way that is retried; then nothing was
 // written to the client.
-func (h *handler) serveAttempt(a *attempt, w http.ResponseWriter, r *http.Request) bool {
+// start is when the attempt began, read by the caller.
+func (h *handler) serveAttempt(a *attempt, w http.ResponseWriter, r *http.Request, start time.Time) bool {
 	c, ex := a.c, a.ex
 	c.n++
 	c.tried.Add(a.ep)
 	h.t.Pool.Stats().Attempts.Add(1)
 	a.Context = r.Context()
-	a.start = time.Now()
+	a.start = start
 	d := h.perTry
 	if !c.deadline.IsZero() {
 		if left := c.deadline.Sub(a.start); d == 0 || left < d {

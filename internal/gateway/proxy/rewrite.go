@@ -56,7 +56,7 @@ func (h *handler) rewriteOut(a *attempt, in, out *http.Request) {
 		delete(out.Header, "Upgrade")
 	}
 	h.setForwarding(a, in, out)
-	setIdentity(out.Header, ex)
+	setIdentity(out.Header, ex, a.identityStripped)
 	h.setDeadline(a, in, out)
 }
 
@@ -68,9 +68,12 @@ var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method
 // authenticated consumer's. Names are compared without case and with "_"
 // taken as "-", the way some upstream frameworks read them, so no spelling
 // of a gateway-owned header gets through.
-func setIdentity(hdr http.Header, ex *exchange.Exchange) {
+func setIdentity(hdr http.Header, ex *exchange.Exchange, stripped bool) {
 	for name := range hdr {
-		if exchange.IsIdentityHeader(name) || !ex.MethodOverride && isMethodOverride(name) {
+		if stripped {
+			break // the direct path copied the header without them
+		}
+		if gatewayOwned(name, ex) {
 			delete(hdr, name)
 		}
 	}
@@ -79,6 +82,12 @@ func setIdentity(hdr http.Header, ex *exchange.Exchange) {
 			hdr[f.Name] = f.Value
 		}
 	}
+}
+
+// gatewayOwned reports a header only the gateway may send upstream: an
+// identity header, or a method override the route does not honour.
+func gatewayOwned(name string, ex *exchange.Exchange) bool {
+	return exchange.IsIdentityHeader(name) || !ex.MethodOverride && isMethodOverride(name)
 }
 
 func isMethodOverride(name string) bool {
@@ -155,7 +164,7 @@ func (h *handler) setForwarding(a *attempt, in, out *http.Request) {
 		hdr["X-Forwarded-Host"] = hv[2:3:3]
 	}
 
-	elem := formatForwarded(peerText, havePeer && peer.Is6(), havePeer, in.Host, proto)
+	elem := h.forwardedElem(peerText, havePeer && peer.Is6(), havePeer, in.Host, proto)
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		hv[3] = strings.Join(prior, ", ") + ", " + elem
 	} else {
@@ -194,6 +203,24 @@ func forwardedElement(peer netip.Addr, havePeer bool, host, proto string) string
 		text = peer.String()
 	}
 	return formatForwarded(text, havePeer && peer.Is6(), havePeer, host, proto)
+}
+
+// forwardedElem is formatForwarded through a one-entry cache: consecutive
+// requests of a route mostly come from the same peer for the same host (one
+// client, or the load balancer in front of the gateway).
+func (h *handler) forwardedElem(peerText string, is6, havePeer bool, host, proto string) string {
+	if c := h.lastForwarded.Load(); c != nil && c.peer == peerText && c.host == host && c.proto == proto && c.is6 == is6 && c.havePeer == havePeer {
+		return c.value
+	}
+	c := &forwardedCache{peer: peerText, host: host, proto: proto, is6: is6, havePeer: havePeer}
+	c.value = formatForwarded(peerText, is6, havePeer, host, proto)
+	h.lastForwarded.Store(c)
+	return c.value
+}
+
+type forwardedCache struct {
+	peer, host, proto, value string
+	is6, havePeer            bool
 }
 
 // formatForwarded formats a Forwarded element for the peer whose address
@@ -259,8 +286,9 @@ func (h *handler) onResponse(a *attempt, res *http.Response) error {
 		// The timeout fired while the headers were on their way.
 		return ErrUpstreamTimeout
 	}
-	ex.UpstreamDuration = time.Since(ex.UpstreamStart)
-	a.status, a.latency = res.StatusCode, time.Since(a.start)
+	now := time.Now()
+	ex.UpstreamDuration = now.Sub(ex.UpstreamStart)
+	a.status, a.latency = res.StatusCode, now.Sub(a.start)
 	if h.retryStatus(a, res) {
 		return a.retry
 	}
