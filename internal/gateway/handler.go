@@ -117,7 +117,10 @@ func (s *Server) serve(snap *snapshot, st *state, r *http.Request) {
 		return
 	}
 	rt := &snap.routes[m.Value]
-	req := r.WithContext(exchange.NewContext(r.Context(), x))
+	req := r
+	if ctx := exchange.NewContext(r.Context(), x); ctx != r.Context() {
+		req = r.WithContext(ctx)
+	}
 	if rt.cfg.MethodOverride {
 		// The override is applied before the chain, so the route that
 		// answers the effective method authorizes it.

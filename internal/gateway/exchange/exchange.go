@@ -118,9 +118,23 @@ func (x *Exchange) Reset() { *x = Exchange{} }
 
 type ctxKey struct{}
 
-// NewContext returns a context carrying x.
+// NewContext returns a context carrying x. A request context that can hold
+// one value in place (the gateway's HTTP/1.1 server's, see ValueHolder)
+// takes x itself and is returned as it is, which spares the caller a copy
+// of the request.
 func NewContext(ctx context.Context, x *Exchange) context.Context {
+	if h, ok := ctx.(ValueHolder); ok && h.HoldValue(ctxKey{}, x) {
+		return ctx
+	}
 	return context.WithValue(ctx, ctxKey{}, x)
+}
+
+// ValueHolder is a context that can be given one value after it was made,
+// before it is shared: HoldValue stores val under key, to be returned by
+// Value, and reports whether it did (it holds only one).
+type ValueHolder interface {
+	context.Context
+	HoldValue(key, val any) bool
 }
 
 // From returns the Exchange carried by ctx, or nil.

@@ -316,11 +316,28 @@ type reqCtx struct {
 	done      chan struct{}
 	w         *watcher
 	wantWatch bool
+	// key and val are the one value a handler may give the context
+	// (HoldValue), before anything else sees it.
+	key, val any
+}
+
+// HoldValue stores val under key if no value is held yet; the gateway's
+// entry gives the request its exchange this way instead of copying the
+// request for a context.WithValue.
+func (x *reqCtx) HoldValue(key, val any) bool {
+	if x.key != nil {
+		return false
+	}
+	x.key, x.val = key, val
+	return true
 }
 
 func (x *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 func (x *reqCtx) Value(key any) any {
+	if x.key != nil && key == x.key {
+		return x.val
+	}
 	switch key {
 	case http.ServerContextKey:
 		return x.c.s.Fallback

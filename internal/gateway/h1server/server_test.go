@@ -382,3 +382,28 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+func TestContextHoldsOneValue(t *testing.T) {
+	type key struct{}
+	got := make(chan string, 1)
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := r.Context().(interface{ HoldValue(key, val any) bool })
+		switch {
+		case !ok:
+			got <- "no HoldValue"
+		case !h.HoldValue(key{}, "v"):
+			got <- "first HoldValue refused"
+		case h.HoldValue(key{}, "w"):
+			got <- "second HoldValue accepted"
+		default:
+			v, _ := r.Context().Value(key{}).(string)
+			got <- v
+		}
+	})
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.read("GET")
+	if v := <-got; v != "v" {
+		t.Fatal(v)
+	}
+}
