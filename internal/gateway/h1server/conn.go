@@ -424,11 +424,16 @@ type watcher struct {
 func startWatcher(x *reqCtx) *watcher {
 	w := &watcher{exited: make(chan struct{})}
 	c := x.c
+	if c.br.Buffered() > 0 {
+		close(w.exited) // a pipelined request is waiting: the client is there
+		return w
+	}
+	// The idle or header deadline set before the request must not end the
+	// watch of a long request. It is cleared here, before the goroutine
+	// starts, so that stop's deadline in the past always comes after it.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(w.exited)
-		if c.br.Buffered() > 0 {
-			return // a pipelined request is waiting: the client is there
-		}
 		var b [1]byte
 		n, err := c.nc.Read(b[:])
 		if n == 1 {
@@ -437,7 +442,8 @@ func startWatcher(x *reqCtx) *watcher {
 			c.rd.mu.Unlock()
 			return
 		}
-		if err != nil && !w.stopping.Load() {
+		var ne net.Error
+		if err != nil && !w.stopping.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
 			x.cancel()
 		}
 	}()

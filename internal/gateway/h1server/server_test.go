@@ -407,3 +407,28 @@ func TestContextHoldsOneValue(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// A long request whose context is watched outlives the connection's idle
+// and header timeouts.
+func TestWatchOutlivesIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			fmt.Fprint(w, "canceled")
+		case <-time.After(400 * time.Millisecond):
+			fmt.Fprint(w, "finished")
+		}
+	})
+	s := &Server{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 100 * time.Millisecond}}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	c := dial(t, ln.Addr().String())
+	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.read("GET"); body != "finished" {
+		t.Fatalf("long request: %q", body)
+	}
+}
