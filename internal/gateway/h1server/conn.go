@@ -50,6 +50,8 @@ type conn struct {
 	// rd is what br reads from: the connection, after a byte a watcher
 	// read ahead of the handler (see reqCtx).
 	rd connReader
+	// rdl and wdl are the read and write deadlines last set on nc.
+	rdl, wdl time.Time
 	// bodyLeft is set while the current request's body has unread bytes;
 	// a context's Done and Err, which may run on other goroutines, read it.
 	bodyLeft atomic.Bool
@@ -95,7 +97,7 @@ func (c *conn) serve() {
 			idle = fb.ReadHeaderTimeout
 		}
 		if idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			c.readBy(time.Now(), idle)
 		}
 		n, ok, err := c.readHead(first)
 		if err != nil {
@@ -144,7 +146,7 @@ func (c *conn) readHead(first bool) (n int, ok bool, err error) {
 			// from its first byte, as with net/http.
 			timed = true
 			if d := c.s.Fallback.ReadHeaderTimeout; d > 0 {
-				_ = c.nc.SetReadDeadline(time.Now().Add(d))
+				c.setReadDeadline(time.Now().Add(d))
 			}
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
@@ -154,6 +156,42 @@ func (c *conn) readHead(first bool) (n int, ok bool, err error) {
 			return 0, false, err
 		}
 	}
+}
+
+// Deadlines. A connection keeps the read and write deadlines it last set;
+// readBy and writeBy move one only when it is more than an eighth of its
+// timeout early, and never later than the timeout: a connection busy with
+// requests changes its deadlines about once every eighth of a timeout
+// instead of twice a request, and an idle client is cut no later than its
+// timeout and no sooner than seven eighths of it.
+
+// readBy makes the read deadline about now+d.
+func (c *conn) readBy(now time.Time, d time.Duration) {
+	if want := now.Add(d); c.rdl.After(now) && !c.rdl.After(want) && want.Sub(c.rdl) <= d/8 {
+		return
+	}
+	c.setReadDeadline(now.Add(d))
+}
+
+// writeBy makes the write deadline about now+d.
+func (c *conn) writeBy(now time.Time, d time.Duration) {
+	if want := now.Add(d); c.wdl.After(now) && !c.wdl.After(want) && want.Sub(c.wdl) <= d/8 {
+		return
+	}
+	c.setWriteDeadline(now.Add(d))
+}
+
+// setReadDeadline and setWriteDeadline are called on the connection's
+// goroutine, or by a watcher's start while the handler runs, when nothing
+// else sets deadlines.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	_ = c.nc.SetReadDeadline(t)
+}
+
+func (c *conn) setWriteDeadline(t time.Time) {
+	c.wdl = t
+	_ = c.nc.SetWriteDeadline(t)
 }
 
 // handOff passes the connection, with what was read of it, to Fallback.
@@ -171,7 +209,7 @@ func (c *conn) serveRequest(h *head) bool {
 	fb := c.s.Fallback
 	now := time.Now()
 	if d := fb.WriteTimeout; d > 0 {
-		_ = c.nc.SetWriteDeadline(now.Add(d))
+		c.writeBy(now, d)
 	}
 	ctx := &reqCtx{c: c}
 	var rb io.ReadCloser = http.NoBody
@@ -431,7 +469,7 @@ func startWatcher(x *reqCtx) *watcher {
 	// The idle or header deadline set before the request must not end the
 	// watch of a long request. It is cleared here, before the goroutine
 	// starts, so that stop's deadline in the past always comes after it.
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	go func() {
 		defer close(w.exited)
 		var b [1]byte
@@ -455,5 +493,5 @@ func (w *watcher) stop(c *conn) {
 	w.stopping.Store(true)
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	<-w.exited
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 }

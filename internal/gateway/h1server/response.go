@@ -48,8 +48,15 @@ func (w *response) Header() http.Header { return w.hdr }
 
 // SetReadDeadline and SetWriteDeadline make the connection's deadlines
 // reachable, as net/http's response writer does.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.setReadDeadline(t)
+	return nil
+}
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.setWriteDeadline(t)
+	return nil
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {

@@ -432,3 +432,30 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 		t.Fatalf("long request: %q", body)
 	}
 }
+
+// An idle connection is closed after the idle timeout — no sooner than
+// seven eighths of it, however many requests moved its deadline lazily.
+func TestIdleTimeoutCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const idle = 400 * time.Millisecond
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	s := &Server{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: time.Second, IdleTimeout: idle}}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	c := dial(t, ln.Addr().String())
+	for range 20 {
+		c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.read("GET")
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	if !c.closed() {
+		t.Fatal("idle connection not closed")
+	}
+	if d := time.Since(start); d < idle*7/8-20*time.Millisecond || d > idle+time.Second {
+		t.Fatalf("closed after %v idle, want about %v", d, idle)
+	}
+}
