@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/internal/httpsyntax"
 )
 
 // maxHeaderLines bounds the header fields of a request this server parses
@@ -109,7 +111,7 @@ func parseHead(b []byte, hdr http.Header) (h head, ok bool) {
 			continue
 		case "Content-Length":
 			lengths++
-			n, ok := digits(value)
+			n, ok := httpsyntax.Digits(value)
 			if !ok {
 				return h, false
 			}
@@ -145,22 +147,6 @@ func parseHead(b []byte, hdr http.Header) (h head, ok bool) {
 		h.close = true
 	}
 	return h, true
-}
-
-// digits parses a Content-Length value: 1 to 18 decimal digits.
-func digits(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // parseTarget fills u from an origin-form target as url.ParseRequestURI

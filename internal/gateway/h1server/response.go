@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/internal/httpsyntax"
 )
 
 // response is the ResponseWriter of one request. Like net/http's, it holds
@@ -80,7 +82,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.wroteHeader, w.status = true, code
 	if v := w.hdr["Content-Length"]; len(v) > 0 {
-		if n, ok := digits(strings.TrimSpace(v[0])); ok && len(v) == 1 {
+		if n, ok := httpsyntax.Digits(strings.TrimSpace(v[0])); ok && len(v) == 1 {
 			w.declared = n
 		} else {
 			delete(w.hdr, "Content-Length")
@@ -169,7 +171,7 @@ func (w *response) commit(done bool, first []byte) {
 			}
 		}
 	}
-	if hasToken(h["Connection"], "close") || w.head.close || w.c.s.shuttingDown() {
+	if httpsyntax.HasToken(h["Connection"], "close") || w.head.close || w.c.s.shuttingDown() {
 		w.closeAfter = true
 	}
 	length := int64(-1) // a Content-Length to write, not in the map
@@ -200,7 +202,7 @@ func (w *response) commit(done bool, first []byte) {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
-	case w.closeAfter && !hasToken(h["Connection"], "close"):
+	case w.closeAfter && !httpsyntax.HasToken(h["Connection"], "close"):
 		bw.WriteString("Connection: close\r\n")
 	case !w.closeAfter && w.head.minor == 0:
 		bw.WriteString("Connection: keep-alive\r\n")
@@ -333,17 +335,6 @@ func (w *response) finish() bool {
 		return false
 	}
 	return !w.failed && !w.closeAfter
-}
-
-func hasToken(vv []string, token string) bool {
-	for _, v := range vv {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // httpDate is the Date header value, formatted once a second. The slice

@@ -135,15 +135,7 @@ func (s *Server) shuttingDown() bool { return s.closing.Load() }
 // connections) until ctx ends; then it closes what is left and returns
 // ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.init()
-	s.closing.Store(true)
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
-	s.handoff.close()
+	s.stopAccepting()
 	fb := make(chan error, 1)
 	go func() { fb <- s.Fallback.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -170,6 +162,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
+	s.stopAccepting()
+	s.closeAll()
+	return s.Fallback.Close()
+}
+
+// stopAccepting marks the server closing and closes its listener and the
+// hand-over listener.
+func (s *Server) stopAccepting() {
 	s.init()
 	s.closing.Store(true)
 	s.mu.Lock()
@@ -179,8 +179,6 @@ func (s *Server) Close() error {
 		_ = ln.Close()
 	}
 	s.handoff.close()
-	s.closeAll()
-	return s.Fallback.Close()
 }
 
 // closeIdle closes the connections waiting for a request and reports how

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/internal/httpsyntax"
 )
 
 const (
@@ -502,7 +504,7 @@ func (c *h1Conn) setBody(req *http.Request, res *http.Response, broken bool, b *
 		}
 	}
 	keep := !broken && res.ProtoMinor == 1 && res.StatusCode != http.StatusSwitchingProtocols &&
-		!hasToken(res.Header["Connection"], "close") && !req.Close &&
+		!httpsyntax.HasToken(res.Header["Connection"], "close") && !req.Close &&
 		(f.chunked || f.length >= 0)
 	res.Close = !keep
 	if !f.chunked && f.length == 0 {

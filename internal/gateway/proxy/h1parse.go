@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/internal/httpsyntax"
 )
 
 // maxResponseHeaderBytes bounds the status line and header fields of one
@@ -214,7 +216,7 @@ func contentLength(vv []string) (int64, bool, error) {
 	n := int64(-1)
 	for _, v := range vv {
 		for part := range strings.SplitSeq(v, ",") {
-			m, ok := parseDigits(strings.Trim(part, " \t"))
+			m, ok := httpsyntax.Digits(strings.Trim(part, " \t"))
 			if !ok {
 				return 0, true, malformed("invalid Content-Length")
 			}
@@ -225,21 +227,6 @@ func contentLength(vv []string) (int64, bool, error) {
 		}
 	}
 	return n, true, nil
-}
-
-func parseDigits(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // announcedTrailers returns the trailer fields res's Trailer header names,
@@ -268,17 +255,4 @@ func announcedTrailers(res *http.Response) (http.Header, error) {
 		}
 	}
 	return tr, nil
-}
-
-// hasToken reports whether a comma-separated header value list holds token,
-// compared without case.
-func hasToken(vv []string, token string) bool {
-	for _, v := range vv {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(part, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
