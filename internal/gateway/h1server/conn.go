@@ -63,6 +63,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(&c.rd, bufSize)
 	c.bw = bufio.NewWriterSize(nc, bufSize)
 	c.res.hdr = make(http.Header, 16)
+	c.res.buf = make([]byte, 0, bufSize)
 	return c
 }
 
@@ -305,22 +306,21 @@ func (b *body) Close() error {
 }
 
 // connReader reads the connection, giving first a byte a watcher read.
+// The watcher stores the byte before it exits, and the connection's
+// goroutine reads again only after waiting for that (watcher.stop), so the
+// byte needs no lock.
 type connReader struct {
 	nc      net.Conn
-	mu      sync.Mutex
 	stashed bool
 	b       [1]byte
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
-	r.mu.Lock()
 	if r.stashed && len(p) > 0 {
 		p[0] = r.b[0]
 		r.stashed = false
-		r.mu.Unlock()
 		return 1, nil
 	}
-	r.mu.Unlock()
 	return r.nc.Read(p)
 }
 
@@ -455,8 +455,7 @@ func (x *reqCtx) end() {
 // handler runs: EOF or an error means the client went away; a byte is the
 // start of a pipelined request, kept for br.
 type watcher struct {
-	stopping atomic.Bool
-	exited   chan struct{}
+	exited chan struct{}
 }
 
 func startWatcher(x *reqCtx) *watcher {
@@ -475,13 +474,13 @@ func startWatcher(x *reqCtx) *watcher {
 		var b [1]byte
 		n, err := c.nc.Read(b[:])
 		if n == 1 {
-			c.rd.mu.Lock()
 			c.rd.b[0], c.rd.stashed = b[0], true
-			c.rd.mu.Unlock()
 			return
 		}
+		// A timeout is stop's deadline in the past (the context is canceled
+		// already then) or one a handler set: not a departed client.
 		var ne net.Error
-		if err != nil && !w.stopping.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 			x.cancel()
 		}
 	}()
@@ -490,7 +489,6 @@ func startWatcher(x *reqCtx) *watcher {
 
 // stop ends the watcher's read and waits for it.
 func (w *watcher) stop(c *conn) {
-	w.stopping.Store(true)
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	<-w.exited
 	c.setReadDeadline(time.Time{})

@@ -79,6 +79,9 @@ func parseHead(b []byte, hdr http.Header) (h head, ok bool) {
 
 	hosts, lengths, lines := 0, 0, 0
 	var connection []string
+	// One backing array holds every field's first value; a repeated field
+	// appends to a copy (the slices have no spare capacity).
+	values := make([]string, 0, min(strings.Count(rest, "\r\n"), maxHeaderLines))
 	for {
 		eol = strings.Index(rest, "\r\n")
 		if eol < 0 {
@@ -121,7 +124,15 @@ func parseHead(b []byte, hdr http.Header) (h head, ok bool) {
 		case "Connection":
 			connection = append(connection, value)
 		}
-		hdr[name] = append(hdr[name], value)
+		if vv, ok := hdr[name]; ok {
+			hdr[name] = append(vv, value)
+			continue
+		}
+		if len(values) == cap(values) {
+			return h, false
+		}
+		values = append(values, value)
+		hdr[name] = values[len(values)-1 : len(values) : len(values)]
 	}
 	if rest != "" || lengths > 1 || hosts > 1 || (h.minor == 1 && hosts == 0) {
 		return h, false

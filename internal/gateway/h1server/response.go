@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"bufio"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -38,12 +39,10 @@ type response struct {
 	failed      bool      // a write to the client failed
 }
 
+// reset prepares w for the request r; its header map and body buffer (of
+// bufSize, never grown) are the connection's.
 func (w *response) reset(c *conn, r *http.Request, h *head, now time.Time) {
-	buf := w.buf[:0]
-	if cap(buf) > bufSize {
-		buf = nil
-	}
-	*w = response{c: c, req: r, hdr: w.hdr, head: h, declared: -1, buf: buf, now: now}
+	*w = response{c: c, req: r, hdr: w.hdr, head: h, declared: -1, buf: w.buf[:0], now: now}
 }
 
 func (w *response) Header() http.Header { return w.hdr }
@@ -236,26 +235,29 @@ func (w *response) writeStatusLine(code int) {
 // field names and the trailers announced, and turning any CR or LF in a
 // value into a space, as net/http does: a handler cannot split a response.
 func (w *response) writeHeaderFields(skip []string) {
-	bw := w.c.bw
 	for k, vv := range w.hdr {
-		if !httpguts.ValidHeaderFieldName(k) || strings.HasPrefix(k, http.TrailerPrefix) || contains(skip, k) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || contains(skip, k) {
 			continue
 		}
-		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeValue(bw, v)
-			bw.WriteString("\r\n")
-		}
+		writeField(w.c.bw, k, vv)
 	}
 }
 
-type stringWriter interface {
-	WriteString(string) (int, error)
-	WriteByte(byte) error
+// writeField writes the field name: vv, one line a value, unless name is
+// not a valid field name.
+func writeField(bw *bufio.Writer, name string, vv []string) {
+	if !httpguts.ValidHeaderFieldName(name) {
+		return
+	}
+	for _, v := range vv {
+		bw.WriteString(name)
+		bw.WriteString(": ")
+		writeValue(bw, v)
+		bw.WriteString("\r\n")
+	}
 }
 
-func writeValue(bw stringWriter, v string) {
+func writeValue(bw *bufio.Writer, v string) {
 	v = textproto.TrimString(v)
 	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
 		bw.WriteString(v)
@@ -308,21 +310,11 @@ func (w *response) finish() bool {
 	if w.chunked {
 		bw.WriteString("0\r\n")
 		for _, name := range w.trailers {
-			for _, v := range w.hdr[name] {
-				bw.WriteString(name)
-				bw.WriteString(": ")
-				writeValue(bw, v)
-				bw.WriteString("\r\n")
-			}
+			writeField(bw, name, w.hdr[name])
 		}
 		for k, vv := range w.hdr {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && httpguts.ValidHeaderFieldName(name) {
-				for _, v := range vv {
-					bw.WriteString(name)
-					bw.WriteString(": ")
-					writeValue(bw, v)
-					bw.WriteString("\r\n")
-				}
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				writeField(bw, name, vv)
 			}
 		}
 		bw.WriteString("\r\n")

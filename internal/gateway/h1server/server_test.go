@@ -192,6 +192,12 @@ func TestResponseFraming(t *testing.T) {
 		case "/split":
 			w.Header().Set("X-Evil", "a\r\nX-Injected: 1")
 			w.Header()["Bad Name"] = []string{"v"}
+		case "/badtrailer":
+			w.Header().Set("Trailer", "X-Good, X Bad")
+			fmt.Fprint(w, "t")
+			w.Header().Set("X-Good", "1")
+			w.Header()["X Bad"] = []string{"2"}
+			w.Header()[http.TrailerPrefix+"Also Bad"] = []string{"3"}
 		}
 	})
 	c := dial(t, addr)
@@ -240,6 +246,13 @@ func TestResponseFraming(t *testing.T) {
 	check("GET", "/hints", "final", func(res *http.Response) {
 		if res.Header.Get("Link") != "" {
 			t.Errorf("final response kept the hint's header")
+		}
+	})
+	check("GET", "/badtrailer", "t", func(res *http.Response) {
+		// The client lists the announced names; only the valid one has a
+		// value, and the response parsed.
+		if res.Trailer.Get("X-Good") != "1" || len(res.Trailer["X Bad"]) != 0 || len(res.Trailer["Also Bad"]) != 0 {
+			t.Errorf("trailers %v", res.Trailer)
 		}
 	})
 	check("GET", "/split", "", func(res *http.Response) {
@@ -457,5 +470,43 @@ func TestIdleTimeoutCloses(t *testing.T) {
 	}
 	if d := time.Since(start); d < idle*7/8-20*time.Millisecond || d > idle+time.Second {
 		t.Fatalf("closed after %v idle, want about %v", d, idle)
+	}
+}
+
+// flakyListener fails its first Accept with a temporary error, as a
+// listener out of file descriptors does.
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+type temporaryError struct{}
+
+func (temporaryError) Error() string   { return "accept: too many open files" }
+func (temporaryError) Temporary() bool { return true }
+func (temporaryError) Timeout() bool   { return false }
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, temporaryError{}
+	}
+	return l.Listener.Accept()
+}
+
+// A temporary accept error does not stop the server.
+func TestTemporaryAcceptErrorRetried(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner}
+	s := &Server{Handler: http.HandlerFunc(echo), Fallback: &http.Server{Handler: http.HandlerFunc(echo)}}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close(); <-errc })
+	c := dial(t, inner.Addr().String())
+	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.read("GET"); body != "GET / HTTP/1.1 host=h body=" {
+		t.Fatalf("after a temporary accept error: %q", body)
 	}
 }

@@ -69,12 +69,11 @@ var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method
 // taken as "-", the way some upstream frameworks read them, so no spelling
 // of a gateway-owned header gets through.
 func setIdentity(hdr http.Header, ex *exchange.Exchange, stripped bool) {
-	for name := range hdr {
-		if stripped {
-			break // the direct path copied the header without them
-		}
-		if gatewayOwned(name, ex) {
-			delete(hdr, name)
+	if !stripped { // the direct path copied the header without them
+		for name := range hdr {
+			if gatewayOwned(name, ex) {
+				delete(hdr, name)
+			}
 		}
 	}
 	if c := ex.Consumer; c != nil {
